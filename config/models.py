@@ -1,0 +1,92 @@
+"""Settings models: the base class plugins extend, and core's own sections."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class PluginSettings(BaseSettings):
+    """Base for a plugin's settings section (``[<plugin name>]`` in settings.toml).
+
+    Values come only from what core passes in (dynaconf already layered the file,
+    ``.secrets.toml`` and ``FASTPLUG_<SECTION>__<KEY>`` variables), so pydantic-settings
+    does not read the environment a second time. Unknown keys are errors; use
+    ``SecretStr`` for secrets so they are masked everywhere.
+    """
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+class EmptySettings(PluginSettings):
+    """Settings of a plugin that has none; any key in its section is an error."""
+
+
+class ServerSettings(PluginSettings):
+    """``[server]``: how ``manage.py serve`` runs (uvicorn, or gunicorn for workers > 1)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    timeout: int = Field(30, ge=0, description="gunicorn: seconds before a silent worker is restarted")
+    graceful_timeout: int = Field(30, ge=0, description="seconds in-flight requests get on shutdown")
+    keepalive: int = Field(5, ge=0, description="seconds an idle keep-alive connection stays open")
+    max_requests: int = Field(0, ge=0, description="gunicorn: restart a worker after this many requests (0: never)")
+    max_requests_jitter: int = Field(0, ge=0)
+    backlog: int = Field(2048, ge=1)
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    access_log: bool = False
+    log_level: str = Field("info", pattern="^(critical|error|warning|info|debug|trace)$")
+
+
+class LifespanSettings(PluginSettings):
+    """``[lifespan]``: how long each plugin may take to start and to stop."""
+
+    startup_timeout: float = Field(30.0, gt=0)
+    shutdown_timeout: float = Field(30.0, gt=0)
+    timeouts: dict[str, float] = Field(
+        default_factory=dict, description="per-plugin startup timeout overrides, by plugin name"
+    )
+
+
+class MiddlewareSettings(PluginSettings):
+    """``[middleware]``: ``order`` lists middleware names outermost first, overriding priorities."""
+
+    order: list[str] = Field(default_factory=list)
+
+
+class CoreSettings(BaseModel):
+    """The top-level keys core owns; every other table belongs to a plugin."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    SECTIONS: ClassVar[dict[str, type[PluginSettings]]] = {
+        "server": ServerSettings,
+        "lifespan": LifespanSettings,
+        "middleware": MiddlewareSettings,
+    }
+
+    plugins: list[str] = Field(default_factory=list)
+    debug: bool = False
+    title: str = "fastplug"
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    lifespan: LifespanSettings = Field(default_factory=LifespanSettings)
+    middleware: MiddlewareSettings = Field(default_factory=MiddlewareSettings)
+
+    @property
+    def extra_sections(self) -> dict[str, Any]:
+        """Tables that are not core's (plugin sections, or typos)."""
+        return dict(self.__pydantic_extra__ or {})

@@ -1,0 +1,173 @@
+"""Validate a settings section with its pydantic model; turn errors into one-line problems."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import annotated_types as at
+from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+
+from config.errors import Problem
+from config.sources import Path_, RawSettings
+
+M = TypeVar("M", bound=BaseModel)
+
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "credential")
+_TYPE_WORDS: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean (true or false)",
+    str: "a string",
+    SecretStr: "a string (secret)",
+    SecretBytes: "a string (secret)",
+    list: "a list",
+    tuple: "a list",
+    set: "a list",
+    dict: "a table",
+}
+_CONSTRAINTS: tuple[tuple[type, str, str], ...] = (
+    (at.Ge, "ge", ">="),
+    (at.Gt, "gt", ">"),
+    (at.Le, "le", "<="),
+    (at.Lt, "lt", "<"),
+    (at.MinLen, "min_length", "at least length"),
+    (at.MaxLen, "max_length", "at most length"),
+)
+
+
+def _is_secret_type(annotation: Any) -> bool:
+    if annotation in (SecretStr, SecretBytes):
+        return True
+    return any(_is_secret_type(a) for a in typing.get_args(annotation))
+
+
+def is_secret(key: str, field: FieldInfo | None = None) -> bool:
+    """True when a value must never be shown: a ``SecretStr`` field or a secret-looking name."""
+    if field is not None and _is_secret_type(field.annotation):
+        return True
+    low = key.lower()
+    return any(word in low for word in _SECRET_WORDS)
+
+
+def describe_type(annotation: Any) -> str:
+    """Human words for a type annotation: ``int`` -> 'an integer'."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(json.dumps(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        words = " or ".join(describe_type(a) for a in args)
+        return words if len(args) == len(typing.get_args(annotation)) else f"{words} (or omitted)"
+    if origin is typing.Annotated:
+        return describe_type(typing.get_args(annotation)[0])
+    base = origin or annotation
+    if base in _TYPE_WORDS:
+        return _TYPE_WORDS[base]
+    if isinstance(base, type) and issubclass(base, BaseModel):
+        return "a table"
+    return getattr(base, "__name__", str(base))
+
+
+def describe_field(field: FieldInfo) -> str:
+    """What a field accepts, constraints included: 'an integer >= 1'."""
+    words = describe_type(field.annotation)
+    for meta in field.metadata:
+        for cls, attr, sign in _CONSTRAINTS:
+            if isinstance(meta, cls):
+                words += f" {sign} {getattr(meta, attr)}"
+        pattern = getattr(meta, "pattern", None)
+        if pattern:
+            words += f" matching {pattern}"
+    return words
+
+
+def show_value(value: Any, secret: bool) -> str:
+    """A value as the user wrote it, or ``<hidden>`` for secrets."""
+    if secret:
+        return "<hidden>"
+    try:
+        text = json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = type(value).__name__
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _field_for(model: type[BaseModel], loc: tuple[Any, ...]) -> FieldInfo | None:
+    field: FieldInfo | None = None
+    current: Any = model
+    for part in loc:
+        fields = getattr(current, "model_fields", None)
+        if not isinstance(fields, Mapping) or part not in fields:
+            return field if field is not None and not isinstance(part, str) else None
+        field = fields[part]
+        current = field.annotation
+    return field
+
+
+def validate_section(
+    model: type[M],
+    data: Any,
+    raw: RawSettings,
+    section: Path_,
+    problem_id: str = "fastplug.E010",
+) -> tuple[M | None, list[Problem]]:
+    """Validate ``data`` (the table at ``section``) against ``model``.
+
+    Returns the instance, or ``None`` and one problem per error, each naming the file
+    table (or environment variable), the key, what was expected and what was found.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        where = raw.source_of(section) or raw.section_label(section[0])
+        return None, [
+            Problem(problem_id, f"{where} {'.'.join(section)}: expected a table, got {show_value(data, False)}")
+        ]
+    try:
+        return model.model_validate(dict(data)), []
+    except ValidationError as exc:
+        return None, [_problem(model, section, raw, err, problem_id) for err in exc.errors()]
+
+
+def _where(raw: RawSettings, section: Path_, path: Path_, key: str) -> str:
+    """'settings.toml [production.db] pool_size', or the variable that set the value."""
+    sec = ".".join(section) or (path[0] if path else "")
+    found = path
+    while found and found not in raw.sources:
+        found = found[:-1]
+    if not found:
+        return f"{raw.section_label(sec)} {key}" if section else f"{raw.path.name} [{raw.env}] {key}"
+    source = raw.sources[found]
+    if source.kind in ("env", "override"):
+        return f"{source} ([{sec}] {key})"
+    return f"{source} {'.'.join(path[len(found) - 1 :])}"
+
+
+def _problem(model: type[BaseModel], section: Path_, raw: RawSettings, err: Any, problem_id: str) -> Problem:
+    loc = tuple(err["loc"])
+    path = (*section, *(str(p) for p in loc))
+    key = ".".join(str(p) for p in loc) or ".".join(section)
+    where = _where(raw, section, path, key)
+    field = _field_for(model, loc)
+    secret = is_secret(key, field)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        known = list(model.model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known) or '(none)'}"
+        return Problem(problem_id, f"{where}: unknown key", hint)
+    expected = describe_field(field) if field is not None and len(loc) == 1 else None
+    if kind == "missing":
+        return Problem(problem_id, f"{where}: required value missing" + (f" (expected {expected})" if expected else ""))
+    msg = err["msg"]
+    if expected is None:
+        expected = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
+        return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}")
+    detail = "" if msg.startswith("Input should be a valid") else f" ({msg})"
+    return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}{detail}")

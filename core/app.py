@@ -1,0 +1,128 @@
+"""The app factory: settings + plugins -> one FastAPI app, built once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from starlette.middleware import Middleware
+from starlette.requests import Request
+
+from config.errors import FastplugError, Problem
+from config.settings import Settings
+from core.bootstrap import load
+from core.lifespan import compose_lifespan
+from core.manager import PluginHookError, Plugins
+from core.routes import iter_routes
+from core.runtime import Runtime
+from core.services import ServiceMissing
+from core.specs import HealthCheck, MiddlewareSpec
+
+
+async def _service_missing(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "service unavailable"}, status_code=503, headers={"Retry-After": "1"})
+
+
+def order_middleware(specs: list[tuple[str, MiddlewareSpec]], order: list[str]) -> list[tuple[str, MiddlewareSpec]]:
+    """Outermost first: names listed in ``[middleware] order`` first, then by priority
+    (lower is outer), then plugin start order."""
+    rank = {name: i for i, name in enumerate(order)}
+    indexed = list(enumerate(specs))
+    indexed.sort(key=lambda p: (rank.get(p[1][1].name, len(rank)), p[1][1].priority, p[0]))
+    return [spec for _, spec in indexed]
+
+
+def _collect(runtime: Runtime) -> tuple[list[Middleware], dict[Any, Any]]:
+    settings, plugins = runtime.settings, runtime.plugins
+    problems: list[Problem] = []
+    specs: list[tuple[str, MiddlewareSpec]] = []
+    for plugin, result in plugins.call_each("register_middleware", settings=settings):
+        specs.extend((plugin, spec) for spec in result)
+    names = [spec.name for _, spec in specs]
+    for dup in {n for n in names if names.count(n) > 1}:
+        problems.append(Problem("fastplug.E040", f"two middleware are named '{dup}'"))
+    for unknown in set(settings.core.middleware.order) - set(names):
+        problems.append(
+            Problem(
+                "fastplug.E041",
+                f"{settings.path.name} [middleware] order: unknown middleware '{unknown}'",
+                f"known: {', '.join(names) or '(none)'}",
+            )
+        )
+    runtime.middleware = order_middleware(specs, settings.core.middleware.order)
+
+    handlers: dict[Any, Any] = {ServiceMissing: _service_missing}
+    owner: dict[Any, str] = {}
+    for plugin, result in plugins.call_each("register_exception_handlers", settings=settings):
+        for key, handler in dict(result).items():
+            if key in owner:
+                problems.append(
+                    Problem(
+                        "fastplug.E042",
+                        f"plugins '{owner[key]}' and '{plugin}' both handle {getattr(key, '__name__', key)}",
+                    )
+                )
+            owner[key] = plugin
+            handlers[key] = handler
+
+    for plugin, result in plugins.call_each("register_health_checks", settings=settings):
+        for check in result:
+            if not isinstance(check, HealthCheck):
+                problems.append(
+                    Problem(
+                        "fastplug.E043", f"plugin '{plugin}': register_health_checks must return HealthCheck objects"
+                    )
+                )
+                continue
+            runtime.health_checks.append((plugin, check))
+    if problems:
+        raise FastplugError(problems)
+    stack = [Middleware(spec.factory, **dict(spec.options)) for _, spec in runtime.middleware]
+    return stack, handlers
+
+
+def build_app(settings: Settings, plugins: Plugins) -> FastAPI:
+    """Build the app once: middleware, handlers, lifespan, routers, then ``app_created``.
+
+    A plugin hook that raises becomes a :class:`FastplugError` naming the plugin.
+    """
+    try:
+        return _build(settings, plugins)
+    except PluginHookError as exc:
+        raise FastplugError([Problem("fastplug.E023", str(exc))]) from exc
+
+
+def _build(settings: Settings, plugins: Plugins) -> FastAPI:
+    runtime = Runtime(settings=settings, plugins=plugins)
+    middleware, handlers = _collect(runtime)
+    app = FastAPI(
+        title=settings.core.title,
+        debug=settings.core.debug,
+        middleware=middleware,
+        exception_handlers=handlers,
+        lifespan=compose_lifespan(runtime),
+    )
+    app.state.fastplug = runtime
+    for plugin, routers in plugins.call_each("register_routers", settings=settings):
+        for router in routers:
+            before = len(app.router.routes)
+            app.include_router(router)
+            runtime.routes.extend((plugin, row.original) for row in iter_routes(app.router.routes[before:]))
+    plugins.call_each("app_created", app=app, settings=settings)
+    return app
+
+
+def create_app(
+    settings_path: str | os.PathLike[str] | None = None,
+    env: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> FastAPI:
+    """Load ``settings.toml`` (or ``$FASTPLUG_SETTINGS``) and build the app.
+
+    Raises :class:`~config.errors.FastplugError` listing every configuration problem.
+    """
+    settings, plugins = load(settings_path, env, overrides)
+    return build_app(settings, plugins)

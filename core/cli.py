@@ -1,0 +1,305 @@
+"""``manage.py``: serve, check, plugins, routes, settings, and plugin commands."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import click
+
+from config.errors import FastplugError, Problem
+from config.settings import Settings
+from core.manager import PluginHookError, Plugins
+from core.specs import CheckError, CheckMessage, CheckWarning
+
+
+@dataclass(slots=True)
+class CliContext:
+    """What commands share: the chosen settings file/environment, loaded on first use."""
+
+    settings_path: str | None = None
+    env: str | None = None
+    traceback: bool = False
+    _loaded: tuple[Settings, Plugins] | None = field(default=None, repr=False)
+
+    def load(self) -> tuple[Settings, Plugins]:
+        """Settings and plugins; on any problem, print them all and exit 1."""
+        if self._loaded is None:
+            from core.bootstrap import load
+
+            try:
+                self._loaded = load(self.settings_path, self.env)
+            except FastplugError as exc:
+                self.fail(exc)
+        return self._loaded
+
+    def fail(self, exc: FastplugError | Exception) -> NoReturn:
+        """Print a one-line error per problem (a traceback only with --traceback); exit 1."""
+        if self.traceback:
+            raise exc
+        problems = exc.problems if isinstance(exc, FastplugError) else [Problem("fastplug.E000", str(exc))]
+        for problem in problems:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
+
+
+def get_context() -> CliContext:
+    """The :class:`CliContext` of the running command (for plugin commands)."""
+    return click.get_current_context().ensure_object(CliContext)
+
+
+def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
+    root = ctx.find_root()
+    cached = root.meta.get("fastplug.commands")
+    if cached is not None:
+        return cached
+    commands: dict[str, click.Command] = {}
+    try:
+        from core.bootstrap import load
+
+        _, plugins = load(root.params.get("settings_path"), root.params.get("env"))
+        for _plugin, result in plugins.call_each("register_commands"):
+            for command in result:
+                commands[command.name or ""] = command
+    except (FastplugError, PluginHookError):
+        pass  # the command that runs reports the problems
+    root.meta["fastplug.commands"] = commands
+    return commands
+
+
+class FastplugGroup(click.Group):
+    """Core commands plus those plugins contribute through ``register_commands``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *sorted(set(_plugin_commands(ctx)) - set(self.commands))]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _plugin_commands(ctx).get(cmd_name)
+
+
+@click.group(cls=FastplugGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--settings", "settings_path", metavar="PATH", help="settings file (default: $FASTPLUG_SETTINGS or ./settings.toml)"
+)
+@click.option("--env", metavar="NAME", help="environment (default: $FASTPLUG_ENV or development)")
+@click.option("--traceback", is_flag=True, help="show full tracebacks on errors")
+@click.pass_context
+def cli(ctx: click.Context, settings_path: str | None, env: str | None, traceback: bool) -> None:
+    """fastplug: a FastAPI app assembled from settings.toml and plugins."""
+    if settings_path:
+        os.environ["FASTPLUG_SETTINGS"] = os.path.abspath(settings_path)
+    if env:
+        os.environ["FASTPLUG_ENV"] = env
+    ctx.obj = CliContext(settings_path, env, traceback)
+
+
+@cli.command()
+@click.option("--host", help="bind address (default: [server] host)")
+@click.option("--port", type=int, help="port (default: [server] port)")
+@click.option("--workers", type=click.IntRange(1, 256), help="processes; > 1 runs gunicorn with uvicorn workers")
+@click.option("--reload", is_flag=True, help="restart on code or settings changes (development)")
+@click.pass_obj
+def serve(obj: CliContext, host: str | None, port: int | None, workers: int | None, reload: bool) -> None:
+    """Serve the app (uvicorn; gunicorn + uvicorn-worker for several workers)."""
+    from core.serve import run_gunicorn, run_uvicorn
+
+    settings, plugins = obj.load()
+    changes = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
+    server = settings.core.server.model_copy(update=changes)
+    try:
+        if reload or server.workers == 1:
+            code = run_uvicorn(settings, plugins, server, reload, obj.traceback)
+        else:
+            code = run_gunicorn(settings, server, obj.traceback)
+    except FastplugError as exc:
+        obj.fail(exc)
+    sys.exit(code)
+
+
+def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
+    from core.app import build_app
+
+    messages: list[CheckMessage] = []
+    known = set(plugins.known) | set(settings.core.model_fields)
+    for section in settings.core.extra_sections:
+        if section not in known:
+            messages.append(
+                CheckWarning(
+                    f"{settings.path.name}: [{section}] belongs to no known plugin and is ignored",
+                    "fastplug.W001",
+                    "check the spelling, or install the plugin",
+                )
+            )
+    for name in plugins.known:
+        if name in settings.core.extra_sections and name not in settings.plugins:
+            messages.append(
+                CheckMessage("info", f"plugin '{name}' has settings but is not enabled", "fastplug.I001", obj=name)
+            )
+    if settings.core.debug and settings.env == "production":
+        messages.append(
+            CheckWarning("debug is on in production: errors show tracebacks", "fastplug.W002", "set debug = false")
+        )
+    try:
+        build_app(settings, plugins)
+    except FastplugError as exc:
+        messages.extend(CheckError(p.message, p.id, p.hint) for p in exc.problems)
+    results = plugins.call_each("check", settings=settings)
+    pending = [(name, r) for name, r in results if inspect.isawaitable(r)]
+    for _name, result in results:
+        if not inspect.isawaitable(result):
+            messages.extend(result)
+    if pending:
+
+        async def gather() -> list[Any]:
+            return await asyncio.gather(*(r for _, r in pending), return_exceptions=True)
+
+        for (name, _), outcome in zip(pending, asyncio.run(gather()), strict=True):
+            if isinstance(outcome, BaseException):
+                messages.append(
+                    CheckError(f"check failed: {type(outcome).__name__}: {outcome}", "fastplug.E050", obj=name)
+                )
+            else:
+                messages.extend(outcome or ())
+    return messages
+
+
+@cli.command()
+@click.pass_obj
+def check(obj: CliContext) -> None:
+    """Validate settings and plugins and run every plugin's checks (exit 1 on errors)."""
+    from core.bootstrap import load
+
+    try:
+        settings, plugins = load(obj.settings_path, obj.env)
+    except FastplugError as exc:
+        messages = [CheckError(p.message, p.id, p.hint) for p in exc.problems]
+    else:
+        try:
+            messages = _run_checks(settings, plugins)
+        except PluginHookError as exc:
+            messages = [CheckError(str(exc), "fastplug.E023", obj=exc.plugin)]
+    serious = [m for m in messages if m.is_serious]
+    if messages:
+        out = [
+            "SystemCheckError: System check identified some issues:"
+            if serious
+            else "System check identified some issues:"
+        ]
+        for level, title in (
+            ("critical", "CRITICALS"),
+            ("error", "ERRORS"),
+            ("warning", "WARNINGS"),
+            ("info", "INFOS"),
+        ):
+            group = [m for m in messages if m.level == level]
+            if group:
+                out += ["", f"{title}:", *(str(m) for m in group)]
+        click.echo("\n".join(out), err=bool(serious))
+    n = len(messages)
+    click.echo(
+        f"\nSystem check identified {'no issues' if not n else f'{n} issue' + ('s' if n > 1 else '')} (0 silenced)."
+    )
+    sys.exit(1 if serious else 0)
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        return "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_obj
+def plugins_command(obj: CliContext, as_json: bool) -> None:
+    """List known plugins: version, source, enabled, requires, hooks, start order."""
+    _, plugins = obj.load()
+    order = {name: i + 1 for i, name in enumerate(plugins.names)}
+    loaded = {p.name: p for p in plugins}
+    rows = []
+    for name in sorted(plugins.known, key=lambda n: (order.get(n, 10**6), n)):
+        source = plugins.known[name]
+        p = loaded.get(name)
+        rows.append(
+            {
+                "name": name,
+                "version": p.version if p else (source.version or "?"),
+                "source": source.origin if not source.builtin else "built-in",
+                "enabled": p is not None,
+                "requires": list(p.info.requires) if p else [],
+                "after": list(p.info.after) if p else [],
+                "hooks": [h for h in p.hooks if h != "plugin_info"] if p else [],
+                "order": order.get(name),
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    header = ["name", "version", "source", "enabled", "requires", "order", "hooks"]
+    click.echo(
+        _table(
+            [
+                [
+                    r["name"],
+                    r["version"],
+                    r["source"],
+                    "yes" if r["enabled"] else "no",
+                    ",".join(r["requires"]) or "-",
+                    str(r["order"] or "-"),
+                    ",".join(r["hooks"]) or "-",
+                ]
+                for r in rows
+            ],
+            header,
+        )
+    )
+
+
+@cli.command()
+@click.pass_obj
+def routes(obj: CliContext) -> None:
+    """List routes: method, path, name, plugin."""
+    from core.app import build_app
+    from core.routes import iter_routes
+
+    settings, plugins = obj.load()
+    try:
+        app = build_app(settings, plugins)
+    except FastplugError as exc:
+        obj.fail(exc)
+    owners = {id(route): plugin for plugin, route in app.state.fastplug.routes}
+    rows = [
+        [",".join(r.methods) or "-", r.path, r.name, owners.get(id(r.original), "core")]
+        for r in iter_routes(app.routes)
+    ]
+    click.echo(_table(rows, ["method", "path", "name", "plugin"]))
+
+
+@cli.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_obj
+def settings_command(obj: CliContext, as_json: bool) -> None:
+    """Show the effective settings, where each value came from; secrets masked."""
+    from core.effective import effective_settings
+
+    settings, _ = obj.load()
+    rows = effective_settings(settings)
+    if as_json:
+        click.echo(json.dumps([{"key": k, "value": v, "source": s} for k, v, s in rows], indent=2, default=str))
+        return
+    click.echo(f"# {settings.path} (environment: {settings.env})")
+    click.echo(_table([[k, json.dumps(v, default=str), s] for k, v, s in rows], ["key", "value", "source"]))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``manage.py`` and the ``fastplug`` script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="manage.py")

@@ -1,0 +1,84 @@
+"""Find plugins without importing them: built-ins by directory, others by entry point."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import pkgutil
+from dataclasses import dataclass
+
+from config.errors import Problem
+
+ENTRY_POINT_GROUP = "fastplug"
+BUILTIN_PACKAGE = "plugins"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSource:
+    """Where a plugin lives. Knowing this imports nothing of the plugin."""
+
+    name: str
+    target: str  # "plugins.health" or an entry point value "pkg.mod:obj"
+    builtin: bool
+    distribution: str | None = None
+    version: str | None = None
+    entry_point: md.EntryPoint | None = None
+
+    @property
+    def origin(self) -> str:
+        """'built-in' or 'distribution-name version'."""
+        if self.builtin:
+            return "built-in"
+        return f"{self.distribution or '?'} {self.version or ''}".strip()
+
+
+def fastplug_version() -> str:
+    """The installed fastplug version (or 0+unknown in a bare checkout)."""
+    try:
+        return md.version("fastplug")
+    except md.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _builtins() -> list[PluginSource]:
+    import plugins
+
+    version = fastplug_version()
+    return [
+        PluginSource(info.name, f"{BUILTIN_PACKAGE}.{info.name}", True, "fastplug", version)
+        for info in pkgutil.iter_modules(plugins.__path__)
+        if info.ispkg and not info.name.startswith("_")
+    ]
+
+
+def _entry_points() -> list[PluginSource]:
+    seen: set[tuple[str, str, str | None]] = set()
+    found: list[PluginSource] = []
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else None
+        key = (ep.name, ep.value, dist)
+        if key in seen:  # the same distribution reachable twice on sys.path
+            continue
+        seen.add(key)
+        version = ep.dist.version if ep.dist is not None else None
+        found.append(PluginSource(ep.name, ep.value, False, dist, version, ep))
+    return found
+
+
+def discover() -> tuple[dict[str, PluginSource], dict[str, list[PluginSource]]]:
+    """Every known plugin by name, and the names claimed by more than one source."""
+    by_name: dict[str, list[PluginSource]] = {}
+    for source in (*_builtins(), *_entry_points()):
+        by_name.setdefault(source.name, []).append(source)
+    unique = {name: sources[0] for name, sources in by_name.items()}
+    clashes = {name: sources for name, sources in by_name.items() if len(sources) > 1}
+    return unique, clashes
+
+
+def clash_problem(name: str, sources: list[PluginSource]) -> Problem:
+    """The error for two plugins sharing one name."""
+    where = " and ".join(s.origin for s in sources)
+    return Problem(
+        "fastplug.E021",
+        f"two plugins are named '{name}': {where}",
+        "uninstall one of the distributions",
+    )

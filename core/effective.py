@@ -1,0 +1,50 @@
+"""The effective settings, flattened, with sources and secrets masked."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, SecretBytes, SecretStr
+
+from config.settings import Settings
+from config.validation import is_secret
+
+MASK = "********"
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
+
+
+def mask(key: str, value: Any) -> Any:
+    """Hide secrets: SecretStr values, secret-looking keys, passwords inside URLs."""
+    if isinstance(value, (SecretStr, SecretBytes)) or (is_secret(key) and value not in (None, "")):
+        return MASK
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, value)
+    return value
+
+
+def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, BaseModel):
+        value = {name: getattr(value, name) for name in type(value).model_fields}
+    if isinstance(value, dict) and value:
+        out: list[tuple[str, Any]] = []
+        for k, v in value.items():
+            out.extend(_flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return [(prefix, value)]
+
+
+def effective_settings(settings: Settings) -> list[tuple[str, Any, str]]:
+    """``(dotted key, value, source)`` for every core and enabled-plugin setting."""
+    core = settings.core
+    tree: dict[str, Any] = {name: getattr(core, name) for name in type(core).model_fields}
+    tree.update(settings.sections)
+    rows = []
+    for key, value in _flatten("", tree):
+        path = tuple(key.split("."))
+        source = settings.raw.source_of(path)
+        shown = mask(path[-1], value)
+        if isinstance(shown, (list, tuple)):
+            shown = [mask(path[-1], v) for v in shown]
+        rows.append((key, shown, str(source) if source else "default"))
+    return rows

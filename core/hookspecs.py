@@ -1,0 +1,101 @@
+"""The hooks a fastplug plugin can implement.
+
+Hooks are synchronous (pluggy has no async hooks); one that needs async work returns
+an async context manager or a coroutine and core awaits it. Core calls the
+order-sensitive hooks (lifespan, middleware, routers) one plugin at a time in the
+dependency order it computed, not in pluggy's registration order. A plugin
+implements only the hooks it needs, with any subset of the arguments below.
+Implement a hook another plugin defines with ``@hookimpl(optionalhook=True)`` so that
+disabling that plugin is not an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+from core.markers import hookspec
+
+if TYPE_CHECKING:
+    import click
+    import pluggy
+    from fastapi import APIRouter, FastAPI
+
+    from config.settings import Settings
+    from core.services import Services
+    from core.specs import CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
+
+
+@hookspec
+def plugin_info() -> PluginInfo:  # type: ignore[empty-body]
+    """Return the plugin's :class:`~core.specs.PluginInfo`. Required.
+
+    Fires once when the plugin is loaded, before settings are validated.
+    """
+
+
+@hookspec
+def add_hookspecs(pm: pluggy.PluginManager) -> None:
+    """Add this plugin's own hookspecs with ``pm.add_hookspecs(module)``.
+
+    Fires right after every enabled plugin is registered, before hook names are
+    checked, so other plugins' implementations of the new hooks validate.
+    """
+
+
+@hookspec
+def check(settings: Settings) -> Sequence[CheckMessage] | Awaitable[Sequence[CheckMessage]] | None:
+    """Return system check messages (a coroutine may test connectivity).
+
+    Fires on ``manage.py check`` only, after settings validated, with no app running.
+    """
+
+
+@hookspec
+def register_routers(settings: Settings) -> Sequence[APIRouter] | None:
+    """Return routers to include. Fires once while the app is built."""
+
+
+@hookspec
+def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec] | None:
+    """Return pure-ASGI middleware specs. Fires once while the app is built; core
+    passes them all to ``FastAPI(middleware=[...])``, outermost (lowest priority) first."""
+
+
+@hookspec
+def register_exception_handlers(
+    settings: Settings,
+) -> Mapping[type[BaseException] | int, Callable[..., Any]] | None:
+    """Return exception class (or status code) -> handler. Fires once while the app is built."""
+
+
+@hookspec
+def lifespan(
+    app: FastAPI, settings: Settings, services: Services
+) -> AbstractAsyncContextManager[Mapping[str, Any] | None] | None:
+    """Return an async context manager run for the server's lifetime.
+
+    Entered at startup in dependency order under ``[lifespan] startup_timeout``,
+    exited at shutdown in reverse order. What it yields (a mapping) is added to
+    ``services`` and to the lifespan state, so handlers reach it through the typed
+    dependencies the plugin exports (:func:`core.services.service`), and plugins that
+    start later find it in ``services``.
+    """
+
+
+@hookspec
+def register_health_checks(settings: Settings) -> Sequence[HealthCheck] | None:
+    """Return readiness checks, run concurrently by ``GET /health/ready``. Fires once
+    while the app is built; the checks themselves run per readiness request."""
+
+
+@hookspec
+def register_commands() -> Sequence[click.Command] | None:
+    """Return click commands added to ``manage.py``. Fires when the CLI starts, even
+    when settings are broken; commands reach settings through ``core.cli.get_context``."""
+
+
+@hookspec
+def app_created(app: FastAPI, settings: Settings) -> None:
+    """The app is built (routes, middleware, handlers in place) and not yet serving."""

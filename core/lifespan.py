@@ -1,0 +1,109 @@
+"""One FastAPI lifespan composed from every plugin's, in dependency order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from types import TracebackType
+from typing import Any
+
+from fastapi import FastAPI
+
+from core.manager import PluginHookError, one_line
+from core.runtime import Runtime
+from core.services import Services
+
+log = logging.getLogger("fastplug.lifespan")
+
+
+class PluginStartupError(RuntimeError):
+    """A plugin's lifespan raised or timed out at startup; names the plugin and the cause."""
+
+    def __init__(self, plugin: str, cause: str) -> None:
+        self.plugin, self.cause = plugin, cause
+        super().__init__(f"plugin '{plugin}' failed to start: {cause}")
+
+
+async def _exit_plugin(
+    name: str,
+    cm: AbstractAsyncContextManager[Any],
+    timeout: float,  # noqa: ASYNC109 - applied with asyncio.timeout below
+    exc_type: type[BaseException] | None,
+    exc: BaseException | None,
+    tb: TracebackType | None,
+) -> bool:
+    """Shut one plugin down under a timeout; a failure is logged and does not stop the others."""
+    began = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            await cm.__aexit__(exc_type, exc, tb)
+    except TimeoutError:
+        log.error("plugin '%s' failed to shut down: timed out after %gs", name, timeout)
+    except Exception as err:
+        log.error("plugin '%s' failed to shut down: %s", name, one_line(err))
+    else:
+        log.debug("stopped %s in %.1f ms", name, (time.perf_counter() - began) * 1000)
+    return False
+
+
+def compose_lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Any]]]:
+    """The app's lifespan: start plugins in order, each under its timeout; stop in reverse.
+
+    If a plugin fails to start, the ones already started are shut down in reverse
+    order and :class:`PluginStartupError` is raised (the server then exits non-zero).
+    """
+    settings = runtime.settings
+    conf = settings.core.lifespan
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        services = runtime.services = Services()
+        runtime.started = []
+        runtime.startup_error = None
+        async with AsyncExitStack() as stack:
+            for name in runtime.plugins.names:
+                timeout = conf.timeouts.get(name, conf.startup_timeout)
+                began = time.perf_counter()
+                try:
+                    found = runtime.plugins.call_each_one(
+                        name, "lifespan", app=app, settings=settings, services=services
+                    )
+                    if found is None:
+                        continue
+                    cm: AbstractAsyncContextManager[Any] = found
+                    async with asyncio.timeout(timeout):
+                        value = await cm.__aenter__()
+                except TimeoutError:
+                    error = PluginStartupError(name, f"timed out after {timeout:g}s")
+                except PluginHookError as exc:
+                    error = PluginStartupError(name, one_line(exc.original))
+                except Exception as exc:
+                    error = PluginStartupError(name, one_line(exc))
+                else:
+                    stack.push_async_exit(_make_exit(name, cm, conf.shutdown_timeout))
+                    runtime.started.append(name)
+                    if value is not None:
+                        services.update(value)
+                    log.debug("started %s in %.1f ms", name, (time.perf_counter() - began) * 1000)
+                    continue
+                runtime.startup_error = str(error)
+                log.error("%s", error)
+                raise error
+            state: dict[str, Any] = dict(services)
+            state["fastplug.services"] = services
+            yield state
+        runtime.started = []
+
+    return lifespan
+
+
+def _make_exit(
+    name: str, cm: AbstractAsyncContextManager[Any], timeout: float
+) -> Callable[[type[BaseException] | None, BaseException | None, TracebackType | None], Any]:
+    async def exit_(et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> bool:
+        return await _exit_plugin(name, cm, timeout, et, ev, tb)
+
+    return exit_

@@ -1,0 +1,282 @@
+"""Load the enabled plugins into a pluggy manager, validate them, order them."""
+
+from __future__ import annotations
+
+import difflib
+import graphlib
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from config.errors import FastplugError, Problem
+from config.models import CoreSettings, PluginSettings
+from config.settings import Settings
+from config.sources import RawSettings
+from config.validation import validate_section
+from core import hookspecs
+from core.discovery import PluginSource, clash_problem, discover
+from core.markers import PROJECT
+from core.specs import PluginInfo
+
+CORE_HOOKS = frozenset(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), f"{PROJECT}_spec"))
+
+
+class PluginHookError(Exception):
+    """A plugin's hook raised while core was building something; names the plugin."""
+
+    def __init__(self, plugin: str, hook: str, exc: BaseException) -> None:
+        self.plugin, self.hook, self.original = plugin, hook, exc
+        super().__init__(f"plugin '{plugin}': hook {hook} failed: {one_line(exc)}")
+
+
+def one_line(exc: BaseException) -> str:
+    """``ExcType: message`` on one line."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(slots=True)
+class LoadedPlugin:
+    """An enabled plugin: where it came from, what it declared, its validated settings."""
+
+    name: str
+    source: PluginSource
+    obj: Any
+    info: PluginInfo
+    settings: PluginSettings | None = None
+    hooks: list[str] = field(default_factory=list)
+
+    @property
+    def version(self) -> str:
+        """The plugin's declared version, else its distribution's."""
+        return self.info.version or self.source.version or "?"
+
+
+@dataclass(slots=True)
+class Plugins:
+    """The enabled plugins in start order, and the pluggy manager holding them."""
+
+    pm: pluggy.PluginManager
+    ordered: list[LoadedPlugin]
+    known: dict[str, PluginSource]
+
+    def __iter__(self) -> Iterator[LoadedPlugin]:
+        return iter(self.ordered)
+
+    @property
+    def names(self) -> list[str]:
+        """Enabled plugin names in start order."""
+        return [p.name for p in self.ordered]
+
+    def call_each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call ``hook`` on each plugin in start order: ``[(plugin, result), ...]``.
+
+        Unlike ``pm.hook.<name>(...)`` the caller knows which plugin returned what,
+        and the order is the dependency order. ``None`` results are dropped.
+        """
+        out = []
+        for name in self.names:
+            result = self.call_each_one(name, hook, **kwargs)
+            if result is not None:
+                out.append((name, result))
+        return out
+
+    def call_each_one(self, plugin: str, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` on one plugin; ``None`` when it does not implement it."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name == plugin and not (impl.hookwrapper or impl.wrapper):
+                try:
+                    return impl.function(*(kwargs[a] for a in impl.argnames))
+                except Exception as exc:
+                    raise PluginHookError(plugin, hook, exc) from exc
+        return None
+
+
+def _import(source: PluginSource) -> Any:
+    if source.entry_point is not None:
+        return source.entry_point.load()
+    return importlib.import_module(source.target)
+
+
+def _validation_problem(name: str, exc: pluggy.PluginValidationError) -> Problem:
+    text = " ".join(str(exc).split())
+    return Problem("fastplug.E024", f"plugin '{name}': invalid hook implementation: {text}")
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, enabled: set[str]) -> list[Problem]:
+    problems = []
+    specced = [n for n, c in vars(pm.hook).items() if isinstance(c, pluggy.HookCaller) and c.has_spec()]
+    for hook_name, caller in vars(pm.hook).items():
+        if not isinstance(caller, pluggy.HookCaller) or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook or impl.plugin_name not in enabled:
+                continue
+            close = difflib.get_close_matches(hook_name, specced, n=1)
+            problems.append(
+                Problem(
+                    "fastplug.E025",
+                    f"plugin '{impl.plugin_name}' implements unknown hook '{hook_name}'",
+                    f"did you mean '{close[0]}'?"
+                    if close
+                    else "mark hooks of optional plugins @hookimpl(optionalhook=True)",
+                )
+            )
+    return problems
+
+
+def _order(infos: dict[str, PluginInfo], listed: list[str]) -> tuple[list[str], list[Problem]]:
+    problems: list[Problem] = []
+    graph: dict[str, set[str]] = {}
+    for name, info in infos.items():
+        deps = set()
+        for req in info.requires:
+            if req in infos:
+                deps.add(req)
+            else:
+                problems.append(
+                    Problem(
+                        "fastplug.E030",
+                        f"plugin '{name}' requires '{req}', which is not enabled",
+                        f"add '{req}' to plugins in settings.toml",
+                    )
+                )
+        deps.update(a for a in info.after if a in infos)
+        graph[name] = deps
+    sorter = graphlib.TopologicalSorter(graph)
+    position = {n: i for i, n in enumerate(listed)}
+    order: list[str] = []
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        return listed, [
+            *problems,
+            Problem("fastplug.E031", f"plugins form a dependency cycle: {cycle}", "break it in requires/after"),
+        ]
+    while sorter.is_active():
+        for name in sorted(sorter.get_ready(), key=lambda n: position.get(n, len(position))):
+            order.append(name)
+            sorter.done(name)
+    return order, problems
+
+
+def load_plugins(raw: RawSettings, core: CoreSettings) -> tuple[Settings, Plugins]:
+    """Load, register, validate and order the enabled plugins.
+
+    Disabled plugins are blocked before anything is imported. Every problem found
+    (unknown names, import failures, bad hooks, missing requirements, cycles, settings
+    errors) is collected and raised together as one :class:`FastplugError`.
+    """
+    problems: list[Problem] = []
+    known, clashes = discover()
+    enabled = list(dict.fromkeys(core.plugins))
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in known:
+        if name not in enabled:
+            pm.set_blocked(name)
+
+    objects: dict[str, Any] = {}
+    for name in enabled:
+        if name in clashes:
+            problems.append(clash_problem(name, clashes[name]))
+            continue
+        source = known.get(name)
+        if source is None:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            problems.append(
+                Problem(
+                    "fastplug.E020",
+                    f"{raw.path.name}: unknown plugin '{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
+                    f"known plugins: {', '.join(sorted(known))}; install third-party ones with pip",
+                )
+            )
+            continue
+        try:
+            obj = _import(source)
+        except Exception as exc:
+            problems.append(
+                Problem(
+                    "fastplug.E022",
+                    f"plugin '{name}' ({source.origin}) failed to import: {one_line(exc)}",
+                    f"reinstall or fix the distribution '{source.distribution}'" if not source.builtin else None,
+                )
+            )
+            continue
+        try:
+            pm.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            problems.append(_validation_problem(name, exc))
+            continue
+        except ValueError as exc:  # the same object registered under two names
+            problems.append(Problem("fastplug.E021", f"plugin '{name}': {one_line(exc)}"))
+            continue
+        objects[name] = obj
+
+    plugins = Plugins(pm=pm, ordered=[], known=known)
+    plugins.ordered = [LoadedPlugin(n, known[n], o, PluginInfo(n)) for n, o in objects.items()]
+    try:
+        plugins.call_each("add_hookspecs", pm=pm)
+    except PluginHookError as exc:
+        if isinstance(exc.original, pluggy.PluginValidationError):
+            problems.append(_validation_problem(exc.plugin, exc.original))
+        else:
+            problems.append(Problem("fastplug.E023", str(exc)))
+    problems.extend(_unknown_hooks(pm, set(objects)))
+
+    infos: dict[str, PluginInfo] = {}
+    for loaded in plugins.ordered:
+        impl = [i for i in pm.hook.plugin_info.get_hookimpls() if i.plugin_name == loaded.name]
+        if not impl:
+            problems.append(Problem("fastplug.E026", f"plugin '{loaded.name}' does not implement the plugin_info hook"))
+            continue
+        try:
+            info = impl[0].function()
+        except Exception as exc:
+            problems.append(
+                Problem("fastplug.E023", f"plugin '{loaded.name}': hook plugin_info failed: {one_line(exc)}")
+            )
+            continue
+        if not isinstance(info, PluginInfo) or info.name != loaded.name:
+            problems.append(
+                Problem(
+                    "fastplug.E026",
+                    f"plugin '{loaded.name}': plugin_info must return "
+                    f"PluginInfo(name='{loaded.name}', ...), got {info!r}",
+                )
+            )
+            continue
+        loaded.info = info
+        loaded.hooks = sorted(
+            hook
+            for hook, caller in vars(pm.hook).items()
+            if isinstance(caller, pluggy.HookCaller)
+            and any(i.plugin_name == loaded.name for i in caller.get_hookimpls())
+        )
+        infos[loaded.name] = info
+
+    order, order_problems = _order(infos, enabled)
+    problems.extend(order_problems)
+    by_name = {p.name: p for p in plugins.ordered if p.name in infos}
+    plugins.ordered = [by_name[n] for n in order if n in by_name]
+
+    settings = Settings(raw=raw, core=core)
+    for loaded in plugins.ordered:
+        if loaded.name in CoreSettings.SECTIONS or loaded.name in CoreSettings.model_fields:
+            problems.append(Problem("fastplug.E027", f"plugin '{loaded.name}': the name is reserved for core settings"))
+            continue
+        model, section_problems = validate_section(
+            loaded.info.settings, raw.values.get(loaded.name), raw, (loaded.name,)
+        )
+        problems.extend(section_problems)
+        if model is not None:
+            loaded.settings = model
+            settings.sections[loaded.name] = model
+
+    if problems:
+        raise FastplugError(problems)
+    return settings, plugins

@@ -1,0 +1,128 @@
+"""Run the app: uvicorn for one worker or --reload, gunicorn + uvicorn-worker otherwise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from config.models import ServerSettings
+from config.settings import Settings
+from core.manager import Plugins
+
+log = logging.getLogger("fastplug")
+WORKER_CLASS = "uvicorn_worker.UvicornWorker"
+
+
+class HideStartupTraceback(logging.Filter):
+    """Drop uvicorn's traceback of a plugin startup failure: core already logged the
+    one-line reason (``plugin 'db' failed to start: ...``). Off with ``--traceback``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "PluginStartupError" not in record.getMessage()
+
+
+def configure_logging(level: str, traceback: bool) -> None:
+    """Log fastplug's own lines like uvicorn's, and hide startup tracebacks."""
+    logger = logging.getLogger("fastplug")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if level in ("debug", "trace") else logging.INFO)
+    logger.propagate = False
+    if not traceback:
+        for name in ("uvicorn.error", "gunicorn.error"):
+            logging.getLogger(name).addFilter(HideStartupTraceback())
+
+
+def _quiet_signals() -> None:
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, under the handler
+    # that was installed before it started; a no-op handler here lets us exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+
+
+def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, reload: bool, traceback: bool) -> int:
+    """Serve with one uvicorn process (uvloop and httptools when installed)."""
+    import uvicorn
+
+    common: dict[str, Any] = dict(
+        host=server.host,
+        port=server.port,
+        loop="auto",
+        http="auto",
+        lifespan="on",
+        timeout_keep_alive=server.keepalive,
+        timeout_graceful_shutdown=server.graceful_timeout or None,
+        backlog=server.backlog,
+        access_log=server.access_log,
+        log_level=server.log_level,
+        proxy_headers=server.proxy_headers,
+        forwarded_allow_ips=server.forwarded_allow_ips,
+    )
+    configure_logging(server.log_level, traceback)
+    if reload:
+        os.environ["FASTPLUG_SETTINGS"] = str(settings.path)
+        os.environ["FASTPLUG_ENV"] = settings.env
+        root = Path(__file__).resolve().parent.parent
+        uvicorn.run(
+            "core.asgi:create_app_from_env",
+            factory=True,
+            reload=True,
+            reload_dirs=[str(root), str(settings.path.parent)],
+            reload_includes=["*.toml"],
+            **common,
+        )
+        return 0
+    from core.app import build_app
+
+    srv = uvicorn.Server(uvicorn.Config(build_app(settings, plugins), **common))
+    configure_logging(server.log_level, traceback)
+    _quiet_signals()
+    srv.run()
+    return 0 if srv.started else 1
+
+
+def run_gunicorn(settings: Settings, server: ServerSettings, traceback: bool) -> int:
+    """Serve with gunicorn: ``server.workers`` uvicorn workers, each building its own app
+    after the fork (no connection is shared with the parent)."""
+    from gunicorn.app.base import BaseApplication
+
+    os.environ["FASTPLUG_SETTINGS"] = str(settings.path)
+    os.environ["FASTPLUG_ENV"] = settings.env
+    options = {
+        "bind": f"{server.host}:{server.port}",
+        "workers": server.workers,
+        "worker_class": WORKER_CLASS,
+        "timeout": server.timeout,
+        "graceful_timeout": server.graceful_timeout,
+        "keepalive": server.keepalive,
+        "max_requests": server.max_requests,
+        "max_requests_jitter": server.max_requests_jitter,
+        "backlog": server.backlog,
+        "loglevel": "debug" if server.log_level == "trace" else server.log_level,
+        "accesslog": "-" if server.access_log else None,
+        "forwarded_allow_ips": server.forwarded_allow_ips,
+        "proc_name": "fastplug",
+    }
+
+    class FastplugApplication(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from core.asgi import create_app_from_env
+
+            return create_app_from_env()
+
+    configure_logging(server.log_level, traceback)
+    try:
+        FastplugApplication().run()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

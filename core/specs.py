@@ -1,0 +1,91 @@
+"""What plugins return from hooks: plain, typed declarations."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from config.models import EmptySettings, PluginSettings
+from core.services import Services
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """A plugin's identity, returned by its ``plugin_info`` hook.
+
+    ``requires`` names plugins that must be enabled and start first; ``after`` only
+    orders (when those plugins are enabled); ``settings`` validates ``[<name>]``.
+    """
+
+    name: str
+    settings: type[PluginSettings] = EmptySettings
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    description: str = ""
+    version: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MiddlewareSpec:
+    """One pure-ASGI middleware: ``factory(app, **options)``.
+
+    Lower ``priority`` sits further out (runs first on the request). Suggested bands:
+    100 request id/timing/metrics, 200 compression, 300 cache. ``[middleware] order``
+    in settings, by ``name``, overrides priorities.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    priority: int = 500
+
+
+HealthCheckFunc = Callable[[Services], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """A readiness check: ``await check(services)`` passes unless it raises.
+
+    What it returns (a dict, a string) is shown as the check's detail on
+    ``/health/ready``. ``timeout`` defaults to the health plugin's setting.
+    """
+
+    name: str
+    check: HealthCheckFunc
+    timeout: float | None = None
+
+
+Level = Literal["critical", "error", "warning", "info", "debug"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckMessage:
+    """A Django-style system check message (``manage.py check``)."""
+
+    level: Level
+    msg: str
+    id: str
+    hint: str | None = None
+    obj: str | None = None
+
+    @property
+    def is_serious(self) -> bool:
+        """Errors and critical messages make ``check`` exit 1."""
+        return self.level in ("critical", "error")
+
+    def __str__(self) -> str:
+        head = f"{self.obj}: " if self.obj else "?: "
+        text = f"{head}({self.id}) {self.msg}"
+        return f"{text}\n\tHINT: {self.hint}" if self.hint else text
+
+
+def CheckError(msg: str, id: str, hint: str | None = None, obj: str | None = None) -> CheckMessage:  # noqa: N802
+    """An error: ``manage.py check`` fails."""
+    return CheckMessage("error", msg, id, hint, obj)
+
+
+def CheckWarning(msg: str, id: str, hint: str | None = None, obj: str | None = None) -> CheckMessage:  # noqa: N802
+    """A warning: shown, but ``check`` still passes."""
+    return CheckMessage("warning", msg, id, hint, obj)

@@ -1,0 +1,90 @@
+"""pytest plugin for fastplug apps and plugin authors (registered as ``pytest11``).
+
+Fixtures:
+
+* ``fastplug_settings_file`` - a temporary ``settings.toml`` you can write to;
+* ``fastplug_overrides`` - a dict layered on top of the settings (edit it in a test);
+* ``fastplug_load`` - ``(settings, plugins)`` from an isolated plugin manager;
+* ``fastplug_app_factory`` - ``make(plugins=[...], **sections) -> FastAPI``;
+* ``fastplug_client`` - a ``TestClient`` whose ``with`` block runs the lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from config.settings import Settings
+from core.manager import Plugins
+
+MINIMAL_SETTINGS = '[default]\nplugins = ["health"]\n'
+
+
+@pytest.fixture
+def fastplug_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A minimal settings.toml in a temp dir, with FASTPLUG_* variables cleared."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("FASTPLUG_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "settings.toml"
+    path.write_text(MINIMAL_SETTINGS)
+    return path
+
+
+@pytest.fixture
+def fastplug_overrides() -> dict[str, Any]:
+    """Settings layered on top of the file; mutate it before using the other fixtures."""
+    return {}
+
+
+@pytest.fixture
+def fastplug_load(
+    fastplug_settings_file: Path, fastplug_overrides: dict[str, Any]
+) -> Callable[..., tuple[Settings, Plugins]]:
+    """``load(**overrides)``: settings and plugins from a fresh plugin manager."""
+    from config.sources import deep_merge
+    from core.bootstrap import load
+
+    def _load(env: str | None = None, **overrides: Any) -> tuple[Settings, Plugins]:
+        return load(fastplug_settings_file, env, deep_merge(fastplug_overrides, overrides))
+
+    return _load
+
+
+@pytest.fixture
+def fastplug_app_factory(fastplug_load: Callable[..., tuple[Settings, Plugins]]) -> Callable[..., FastAPI]:
+    """``make(plugins=["health", "mine"], mine={"key": 1}) -> FastAPI``."""
+    from core.app import build_app
+
+    def make(**overrides: Any) -> FastAPI:
+        return build_app(*fastplug_load(**overrides))
+
+    return make
+
+
+@pytest.fixture
+def fastplug_client(fastplug_app_factory: Callable[..., FastAPI]) -> Iterator[Any]:
+    """A started ``TestClient`` for the app the settings describe (lifespan run)."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(fastplug_app_factory()) as client:
+        yield client
+
+
+def write_settings(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` and return it (helper for settings-file tests)."""
+    path.write_text(text)
+    return path
+
+
+def client_for(app: FastAPI, **kwargs: Mapping[str, Any]) -> Any:
+    """A ``TestClient`` for ``app`` (use it in a ``with`` block to run the lifespan)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, **kwargs)  # type: ignore[arg-type]

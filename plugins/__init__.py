@@ -1,0 +1,1 @@
+"""Built-in plugins, one package each. Core imports only the enabled ones."""

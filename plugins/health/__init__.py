@@ -1,0 +1,28 @@
+"""health plugin: ``GET /health/live`` and ``GET /health/ready``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter
+
+from config.settings import Settings
+from core.markers import hookimpl
+from core.specs import PluginInfo
+from plugins.health.settings import HealthSettings
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        name="health",
+        settings=HealthSettings,
+        description="liveness and readiness endpoints from every plugin's health checks",
+    )
+
+
+@hookimpl
+def register_routers(settings: Settings) -> Sequence[APIRouter]:
+    from plugins.health.routes import build_router
+
+    return [build_router(settings.section("health", HealthSettings))]
