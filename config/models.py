@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -50,7 +50,7 @@ class ServerSettings(PluginSettings):
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
     access_log: bool = False
-    log_level: str = Field("info", pattern="^(critical|error|warning|info|debug|trace)$")
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
 
 class LifespanSettings(PluginSettings):

@@ -76,15 +76,15 @@ def describe_type(annotation: Any) -> str:
 
 def describe_field(field: FieldInfo) -> str:
     """What a field accepts, constraints included: 'an integer >= 1'."""
-    words = describe_type(field.annotation)
+    limits: list[str] = []
     for meta in field.metadata:
         for cls, attr, sign in _CONSTRAINTS:
             if isinstance(meta, cls):
-                words += f" {sign} {getattr(meta, attr)}"
+                limits.append(f"{sign} {getattr(meta, attr)}")
         pattern = getattr(meta, "pattern", None)
         if pattern:
-            words += f" matching {pattern}"
-    return words
+            limits.append(f"matching {pattern}")
+    return " ".join([describe_type(field.annotation), " and ".join(limits)]).strip()
 
 
 def show_value(value: Any, secret: bool) -> str:
@@ -99,12 +99,13 @@ def show_value(value: Any, secret: bool) -> str:
 
 
 def _field_for(model: type[BaseModel], loc: tuple[Any, ...]) -> FieldInfo | None:
+    """The field a validation error points at, through nested models; ``None`` if unknown."""
     field: FieldInfo | None = None
     current: Any = model
     for part in loc:
         fields = getattr(current, "model_fields", None)
         if not isinstance(fields, Mapping) or part not in fields:
-            return field if field is not None and not isinstance(part, str) else None
+            return None
         field = fields[part]
         current = field.annotation
     return field
@@ -145,7 +146,7 @@ def _where(raw: RawSettings, section: Path_, path: Path_, key: str) -> str:
         return f"{raw.section_label(sec)} {key}" if section else f"{raw.path.name} [{raw.env}] {key}"
     source = raw.sources[found]
     if source.kind in ("env", "override"):
-        return f"{source} ([{sec}] {key})"
+        return f"{source} ({'.'.join(path)})"
     return f"{source} {'.'.join(path[len(found) - 1 :])}"
 
 
@@ -162,12 +163,12 @@ def _problem(model: type[BaseModel], section: Path_, raw: RawSettings, err: Any,
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known) or '(none)'}"
         return Problem(problem_id, f"{where}: unknown key", hint)
-    expected = describe_field(field) if field is not None and len(loc) == 1 else None
+    expected = describe_field(field) if field is not None else None
     if kind == "missing":
         return Problem(problem_id, f"{where}: required value missing" + (f" (expected {expected})" if expected else ""))
     msg = err["msg"]
     if expected is None:
         expected = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
         return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}")
-    detail = "" if msg.startswith("Input should be a valid") else f" ({msg})"
+    detail = "" if msg.startswith("Input should be") else f" ({msg})"
     return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}{detail}")
