@@ -119,10 +119,11 @@ def create_app(
     settings_path: str | os.PathLike[str] | None = None,
     env: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    extra_plugins: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """Load ``settings.toml`` (or ``$FASTPLUG_SETTINGS``) and build the app.
 
     Raises :class:`~config.errors.FastplugError` listing every configuration problem.
     """
-    settings, plugins = load(settings_path, env, overrides)
+    settings, plugins = load(settings_path, env, overrides, extra_plugins)
     return build_app(settings, plugins)

@@ -18,10 +18,12 @@ def load(
     path: str | os.PathLike[str] | None = None,
     env: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    extra_plugins: Mapping[str, Any] | None = None,
 ) -> tuple[Settings, Plugins]:
     """Load ``settings.toml`` for ``env``, then the plugins it enables.
 
-    ``overrides`` (a nested dict) is layered on top of everything, for tests.
+    ``overrides`` (a nested dict) is layered on top of everything, for tests;
+    ``extra_plugins`` adds plugin objects (modules, instances) by name, as if installed.
     Raises :class:`FastplugError` with every problem found.
     """
     raw = load_raw(path, env, overrides)
@@ -31,7 +33,7 @@ def load(
         ok = isinstance(listed, list) and all(isinstance(p, str) for p in listed)
         core = CoreSettings.model_construct(plugins=listed if ok else [])
     try:
-        settings, plugins = load_plugins(raw, core)
+        settings, plugins = load_plugins(raw, core, extra_plugins)
     except FastplugError as exc:
         problems.extend(exc.problems)
     if problems:

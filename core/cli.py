@@ -126,7 +126,7 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
     from core.app import build_app
 
     messages: list[CheckMessage] = []
-    known = set(plugins.known) | set(settings.core.model_fields)
+    known = set(plugins.known) | set(type(settings.core).model_fields)
     for section in settings.core.extra_sections:
         if section not in known:
             messages.append(

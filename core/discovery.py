@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import pkgutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from config.errors import Problem
@@ -22,12 +23,15 @@ class PluginSource:
     distribution: str | None = None
     version: str | None = None
     entry_point: md.EntryPoint | None = None
+    obj: object | None = None  # a plugin object passed in directly (tests, embedding)
 
     @property
     def origin(self) -> str:
-        """'built-in' or 'distribution-name version'."""
+        """'built-in', 'local' or 'distribution-name version'."""
         if self.builtin:
             return "built-in"
+        if self.obj is not None:
+            return "local"
         return f"{self.distribution or '?'} {self.version or ''}".strip()
 
 
@@ -64,10 +68,16 @@ def _entry_points() -> list[PluginSource]:
     return found
 
 
-def discover() -> tuple[dict[str, PluginSource], dict[str, list[PluginSource]]]:
-    """Every known plugin by name, and the names claimed by more than one source."""
+def discover(
+    extra: Mapping[str, object] | None = None,
+) -> tuple[dict[str, PluginSource], dict[str, list[PluginSource]]]:
+    """Every known plugin by name, and the names claimed by more than one source.
+
+    ``extra`` maps names to plugin objects given directly (tests, embedding apps).
+    """
+    local = [PluginSource(name, repr(obj), False, obj=obj) for name, obj in (extra or {}).items()]
     by_name: dict[str, list[PluginSource]] = {}
-    for source in (*_builtins(), *_entry_points()):
+    for source in (*_builtins(), *_entry_points(), *local):
         by_name.setdefault(source.name, []).append(source)
     unique = {name: sources[0] for name, sources in by_name.items()}
     clashes = {name: sources for name, sources in by_name.items() if len(sources) > 1}

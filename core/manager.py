@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import graphlib
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +96,8 @@ class Plugins:
 
 
 def _import(source: PluginSource) -> Any:
+    if source.obj is not None:
+        return source.obj
     if source.entry_point is not None:
         return source.entry_point.load()
     return importlib.import_module(source.target)
@@ -164,15 +166,18 @@ def _order(infos: dict[str, PluginInfo], listed: list[str]) -> tuple[list[str], 
     return order, problems
 
 
-def load_plugins(raw: RawSettings, core: CoreSettings) -> tuple[Settings, Plugins]:
+def load_plugins(
+    raw: RawSettings, core: CoreSettings, extra: Mapping[str, Any] | None = None
+) -> tuple[Settings, Plugins]:
     """Load, register, validate and order the enabled plugins.
 
     Disabled plugins are blocked before anything is imported. Every problem found
     (unknown names, import failures, bad hooks, missing requirements, cycles, settings
     errors) is collected and raised together as one :class:`FastplugError`.
+    ``extra`` adds plugin objects by name, as if installed (tests, embedding apps).
     """
     problems: list[Problem] = []
-    known, clashes = discover()
+    known, clashes = discover(extra)
     enabled = list(dict.fromkeys(core.plugins))
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)

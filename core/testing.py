@@ -7,6 +7,8 @@ Fixtures:
 * ``fastplug_load`` - ``(settings, plugins)`` from an isolated plugin manager;
 * ``fastplug_app_factory`` - ``make(plugins=[...], **sections) -> FastAPI``;
 * ``fastplug_client`` - a ``TestClient`` whose ``with`` block runs the lifespan.
+
+Helper: :func:`require_service` skips a test when a service is down, and fails it under ``CI=true``.
 """
 
 from __future__ import annotations
@@ -51,19 +53,21 @@ def fastplug_load(
     from config.sources import deep_merge
     from core.bootstrap import load
 
-    def _load(env: str | None = None, **overrides: Any) -> tuple[Settings, Plugins]:
-        return load(fastplug_settings_file, env, deep_merge(fastplug_overrides, overrides))
+    def _load(
+        env: str | None = None, extra_plugins: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> tuple[Settings, Plugins]:
+        return load(fastplug_settings_file, env, deep_merge(fastplug_overrides, overrides), extra_plugins)
 
     return _load
 
 
 @pytest.fixture
 def fastplug_app_factory(fastplug_load: Callable[..., tuple[Settings, Plugins]]) -> Callable[..., FastAPI]:
-    """``make(plugins=["health", "mine"], mine={"key": 1}) -> FastAPI``."""
+    """``make(plugins=["health", "mine"], mine={"key": 1}, extra_plugins={"mine": obj})``."""
     from core.app import build_app
 
-    def make(**overrides: Any) -> FastAPI:
-        return build_app(*fastplug_load(**overrides))
+    def make(extra_plugins: Mapping[str, Any] | None = None, **overrides: Any) -> FastAPI:
+        return build_app(*fastplug_load(extra_plugins=extra_plugins, **overrides))
 
     return make
 
@@ -77,14 +81,25 @@ def fastplug_client(fastplug_app_factory: Callable[..., FastAPI]) -> Iterator[An
         yield client
 
 
-def write_settings(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` and return it (helper for settings-file tests)."""
-    path.write_text(text)
-    return path
+def service_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
-def client_for(app: FastAPI, **kwargs: Mapping[str, Any]) -> Any:
-    """A ``TestClient`` for ``app`` (use it in a ``with`` block to run the lifespan)."""
-    from fastapi.testclient import TestClient
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip the test when service ``name`` is not reachable, except under ``CI=true``,
+    where a missing service is a failure, never a silent skip."""
+    import os
 
-    return TestClient(app, **kwargs)  # type: ignore[arg-type]
+    if service_reachable(host, port):
+        return
+    reason = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: services the tests need must be running)", pytrace=False)
+    pytest.skip(reason)
