@@ -40,13 +40,15 @@ def test_plugins_json(run: CliRunner, fastplug_settings_file: Path) -> None:
 
 def test_plugins_table(run: CliRunner, fastplug_settings_file: Path) -> None:
     code, out = invoke(run, fastplug_settings_file, "plugins")
-    header, rule, *rows = out.splitlines()
+    header, _rule, *rows = out.splitlines()
+    assert code == 0
     assert header.split() == ["name", "version", "source", "enabled", "requires", "order", "hooks"]
     assert any(row.split()[:4] == ["health", row.split()[1], "built-in", "yes"] for row in rows)
 
 
 def test_routes_name_their_plugin(run: CliRunner, fastplug_settings_file: Path) -> None:
     code, out = invoke(run, fastplug_settings_file, "routes")
+    assert code == 0
     lines = [line.split() for line in out.splitlines()[2:]]
     assert ["GET", "/health/live", "health_live", "health"] in lines
     assert ["GET", "/health/ready", "health_ready", "health"] in lines

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -84,17 +83,16 @@ def test_ready_is_503_naming_failed_and_timed_out_checks(fastplug_app_factory: M
 
 def test_checks_run_concurrently(fastplug_app_factory: Make) -> None:
     # "first" can only pass if "second" runs while it waits: sequential checks would time out.
-    gate: dict[str, Any] = {}
+    gate: dict[str, asyncio.Event] = {}
 
     async def first(services: Services) -> str:
-        gate["event"] = asyncio.Event()
-        await gate["event"].wait()
+        gate.setdefault("a", asyncio.Event()).set()
+        await gate.setdefault("b", asyncio.Event()).wait()
         return "released"
 
     async def second(services: Services) -> str:
-        while "event" not in gate:
-            await asyncio.sleep(0)
-        gate["event"].set()
+        await gate.setdefault("a", asyncio.Event()).wait()
+        gate.setdefault("b", asyncio.Event()).set()
         return "released the other"
 
     plugin = Checks("pair", HealthCheck("first", first, timeout=5), HealthCheck("second", second, timeout=5))

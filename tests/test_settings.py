@@ -113,7 +113,7 @@ def test_overrides_layer_on_top_for_tests(layered: Path) -> None:
 
 
 def test_unknown_environment_is_an_error(layered: Path) -> None:
-    with pytest.raises(FastplugError, match="environment 'staging' .* has no \\[staging\\] table"):
+    with pytest.raises(FastplugError, match=r"environment 'staging' .* has no \[staging\] table"):
         load_raw(layered, env="staging")
 
 
