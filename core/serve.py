@@ -108,12 +108,14 @@ def run_gunicorn(settings: Settings, server: ServerSettings, traceback: bool) ->
         "accesslog": "-" if server.access_log else None,
         "forwarded_allow_ips": server.forwarded_allow_ips,
         "proc_name": "fastplug",
+        "control_socket_disable": True,  # gunicorn >= 27: no control socket in $HOME
     }
 
     class FastplugApplication(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # settings this gunicorn version knows
+                    self.cfg.set(key, value)
 
         def load(self) -> Any:
             from core.asgi import create_app_from_env
