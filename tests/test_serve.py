@@ -1,0 +1,180 @@
+"""``manage.py serve`` as a real subprocess: ready, drains, runs shutdown, exits 0."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers_plugins import FakeDists, lifespan_body
+
+MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
+pytestmark = pytest.mark.slow
+
+SLOW_ROUTE = """
+from fastapi import APIRouter
+
+router = APIRouter()
+in_flight = [0]
+
+
+@router.get("/slow")
+async def slow(seconds: float = 1.0) -> dict[str, float]:
+    in_flight[0] += 1
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
+@router.get("/in-flight")
+async def count() -> int:
+    return in_flight[0]
+
+
+@router.get("/pid")
+async def pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+@hookimpl
+def register_routers():
+    return [router]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(proc: subprocess.Popen[str], url: str, limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"server exited early with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+            )
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"server not ready on {url} within {limit}s")
+
+
+@pytest.fixture
+def dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDists]:
+    fake = FakeDists(tmp_path / "dists", monkeypatch)
+    fake.plugin("probe", lifespan_body("probe") + SLOW_ROUTE)
+    yield fake
+    fake.cleanup()
+
+
+def start(dists: FakeDists, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[default]\nplugins = ["health", "probe"]\n')
+    port = free_port()
+    env = {k: v for k, v in dists.env().items() if not k.startswith("FASTPLUG_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(MANAGE), "--settings", str(settings), "serve", "--port", str(port), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def events_in(stderr: str) -> list[str]:
+    """The lifespan events the fake plugins printed, in order."""
+    return [line.removeprefix("event: ") for line in stderr.splitlines() if line.startswith("event: ")]
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"server did not stop on SIGTERM: {err}") from None
+    return proc.returncode, err
+
+
+def test_serve_is_live_and_sigterm_runs_shutdown_then_exits_0(dists: FakeDists, tmp_path: Path) -> None:
+    proc, base = start(dists, tmp_path)
+    try:
+        wait_ready(proc, f"{base}/health/live")
+        assert httpx.get(f"{base}/health/ready").json()["status"] == "ok"
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert events_in(err) == ["probe.start", "probe.stop"]
+    assert err.index("Shutting down") < err.index("event: probe.stop")
+
+
+def test_sigterm_drains_in_flight_requests(dists: FakeDists, tmp_path: Path) -> None:
+    proc, base = start(dists, tmp_path)
+    result: dict[str, httpx.Response] = {}
+    try:
+        wait_ready(proc, f"{base}/health/live")
+        request = threading.Thread(target=lambda: result.update(r=httpx.get(f"{base}/slow?seconds=1.5", timeout=10)))
+        request.start()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{base}/in-flight").json() == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        code, err = stop(proc)
+    request.join(timeout=10)
+    assert code == 0, err
+    assert result["r"].status_code == 200
+    assert result["r"].json() == {"slept": 1.5}
+    assert "event: probe.stop" in err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="gunicorn needs a POSIX system")
+def test_serve_with_two_workers_uses_gunicorn_and_stops_every_worker(dists: FakeDists, tmp_path: Path) -> None:
+    proc, base = start(dists, tmp_path, "--workers", "2")
+    try:
+        wait_ready(proc, f"{base}/health/live")
+        pids: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(pids) < 2 and time.monotonic() < deadline:  # new connections reach both workers
+            pids.add(httpx.get(f"{base}/pid", headers={"connection": "close"}).json())
+        assert len(pids) == 2
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "uvicorn_worker.UvicornWorker" in err
+    assert err.count("event: probe.start") == 2
+    assert err.count("event: probe.stop") == 2
+
+
+def test_failed_start_rolls_back_and_exits_non_zero_with_one_line(dists: FakeDists, tmp_path: Path) -> None:
+    dists.plugin("broken", lifespan_body("broken", 'raise ConnectionRefusedError("db down")'))
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[default]\nplugins = ["health", "probe", "broken"]\n')
+    env = {k: v for k, v in dists.env().items() if not k.startswith("FASTPLUG_")}
+    run = subprocess.run(
+        [sys.executable, str(MANAGE), "--settings", str(settings), "serve", "--port", str(free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode != 0
+    assert "plugin 'broken' failed to start: ConnectionRefusedError: db down" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert events_in(run.stderr) == ["probe.start", "broken.start", "probe.stop"]
