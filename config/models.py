@@ -17,7 +17,12 @@ class PluginSettings(BaseSettings):
     ``SecretStr`` for secrets so they are masked everywhere.
     """
 
-    model_config = SettingsConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        coerce_numbers_to_str=True,  # FASTPLUG_X__PASSWORD=1234 is TOML-parsed to a number
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -59,11 +59,13 @@ class RawSettings:
         return None
 
     def section_label(self, section: str) -> str:
-        """Where to tell the user to look for ``[section]``."""
-        src = self.sources.get((section,))
-        if src is not None and src.kind != "file":
-            return str(src)
-        return f"{self.path.name} [{self.env}.{section}]"
+        """Where to tell the user to look for ``[section]``: the table that defines it, else
+        ``[default.<section>]`` (where a new section belongs)."""
+        tables = {str(s) for p, s in self.sources.items() if p[:1] == (section,) and s.kind in ("file", "secrets")}
+        for table in sorted(tables):
+            if table.endswith(f"[{self.env}.{section}]"):
+                return table
+        return min(tables) if tables else f"{self.path.name} [default.{section}]"
 
 
 def settings_path(path: str | os.PathLike[str] | None = None) -> Path:

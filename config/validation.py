@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import annotated_types as at
-from pydantic import BaseModel, SecretBytes, SecretStr, ValidationError
+from pydantic import AnyUrl, BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from config.errors import Problem
 from config.sources import Path_, RawSettings
 
 M = TypeVar("M", bound=BaseModel)
+
+MASK = "********"
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
 
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "credential")
 _TYPE_WORDS: dict[Any, str] = {
@@ -30,6 +34,7 @@ _TYPE_WORDS: dict[Any, str] = {
     tuple: "a list",
     set: "a list",
     dict: "a table",
+    AnyUrl: "a URL",
 }
 _CONSTRAINTS: tuple[tuple[type, str, str], ...] = (
     (at.Ge, "ge", ">="),
@@ -71,6 +76,8 @@ def describe_type(annotation: Any) -> str:
         return _TYPE_WORDS[base]
     if isinstance(base, type) and issubclass(base, BaseModel):
         return "a table"
+    if isinstance(base, type) and base.__name__.endswith(("Url", "Dsn")):  # pydantic's URL types
+        return "a URL"
     return getattr(base, "__name__", str(base))
 
 
@@ -87,12 +94,17 @@ def describe_field(field: FieldInfo) -> str:
     return " ".join([describe_type(field.annotation), " and ".join(limits)]).strip()
 
 
+def mask_url_password(text: str) -> str:
+    """``postgresql://app:pw@db/x`` -> ``postgresql://app:********@db/x``."""
+    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+
+
 def show_value(value: Any, secret: bool) -> str:
-    """A value as the user wrote it, or ``<hidden>`` for secrets."""
+    """A value as the user wrote it (passwords in URLs masked), or ``<hidden>`` for secrets."""
     if secret:
         return "<hidden>"
     try:
-        text = json.dumps(value, default=str)
+        text = mask_url_password(json.dumps(value, default=str))
     except (TypeError, ValueError):
         text = type(value).__name__
     return text if len(text) <= 80 else text[:77] + "..."
@@ -170,5 +182,13 @@ def _problem(model: type[BaseModel], section: Path_, raw: RawSettings, err: Any,
     if expected is None:
         expected = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
         return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}")
-    detail = "" if msg.startswith("Input should be") else f" ({msg})"
-    return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}{detail}")
+    got = show_value(err.get("input"), secret)
+    if secret:
+        detail = ""  # pydantic's detail may tell a secret's length
+    elif msg.startswith("Input should be a valid") and ", " in msg and ", unable to" not in msg:
+        detail = f" ({msg.split(', ', 1)[1]})"  # e.g. "invalid port number"
+    elif msg.startswith("Input should be"):
+        detail = ""  # said by `expected`
+    else:
+        detail = f" ({mask_url_password(msg)})"
+    return Problem(problem_id, f"{where}: expected {expected}, got {got}{detail}")

@@ -67,8 +67,8 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
         for _plugin, result in plugins.call_each("register_commands"):
             for command in result:
                 commands[command.name or ""] = command
-    except (FastplugError, PluginHookError):
-        pass  # the command that runs reports the problems
+    except (FastplugError, PluginHookError) as exc:
+        root.meta["fastplug.load_error"] = exc  # reported if the command asked for is unknown
     root.meta["fastplug.commands"] = commands
     return commands
 
@@ -80,7 +80,13 @@ class FastplugGroup(click.Group):
         return [*super().list_commands(ctx), *sorted(set(_plugin_commands(ctx)) - set(self.commands))]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or _plugin_commands(ctx).get(cmd_name)
+        command = super().get_command(ctx, cmd_name) or _plugin_commands(ctx).get(cmd_name)
+        error = ctx.find_root().meta.get("fastplug.load_error")
+        if command is None and error is not None and not ctx.resilient_parsing:
+            # Perhaps a plugin command: the plugins could not load, so say why.
+            traceback = bool(ctx.find_root().params.get("traceback"))
+            CliContext(traceback=traceback).fail(error)
+        return command
 
 
 @click.group(cls=FastplugGroup, context_settings={"help_option_names": ["-h", "--help"]})

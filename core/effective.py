@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from config.settings import Settings
-from config.validation import is_secret
-
-MASK = "********"
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
+from config.validation import MASK, is_secret, mask_url_password
 
 
 def mask(key: str, value: Any) -> Any:
@@ -19,7 +15,7 @@ def mask(key: str, value: Any) -> Any:
     if isinstance(value, (SecretStr, SecretBytes)) or (is_secret(key) and value not in (None, "")):
         return MASK
     if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, value)
+        return mask_url_password(value)
     return value
 
 

@@ -62,6 +62,7 @@ def compose_lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncConte
             for name in runtime.plugins.names:
                 timeout = conf.timeouts.get(name, conf.startup_timeout)
                 began = time.perf_counter()
+                limit = asyncio.timeout(timeout)
                 try:
                     found = runtime.plugins.call_each_one(
                         name, "lifespan", app=app, settings=settings, services=services
@@ -69,14 +70,13 @@ def compose_lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncConte
                     if found is None:
                         continue
                     cm: AbstractAsyncContextManager[Any] = found
-                    async with asyncio.timeout(timeout):
+                    async with limit:
                         value = await cm.__aenter__()
-                except TimeoutError:
-                    error = PluginStartupError(name, f"timed out after {timeout:g}s")
-                except PluginHookError as exc:
-                    error = PluginStartupError(name, one_line(exc.original))
                 except Exception as exc:
-                    error = PluginStartupError(name, one_line(exc))
+                    cause = exc.original if isinstance(exc, PluginHookError) else exc
+                    reason = f"timed out after {timeout:g}s" if limit.expired() else one_line(cause)
+                    error = PluginStartupError(name, reason)
+                    error.__cause__ = cause
                 else:
                     stack.push_async_callback(_exit_plugin, name, cm, conf.shutdown_timeout)
                     runtime.started.append(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import graphlib
 import importlib
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,9 +104,25 @@ def _import(source: PluginSource) -> Any:
     return importlib.import_module(source.target)
 
 
-def _validation_problem(name: str, exc: pluggy.PluginValidationError) -> Problem:
+# pluggy's message for an implementation taking arguments its hookspec does not have
+_BAD_ARGS = re.compile(
+    r"for hook '(?P<hook>\w+)'.*?hookimpl definition: (?P<sig>\S.*?\))\s.*?Argument\(s\) (?P<args>\{.*?\})"
+)
+
+
+def _validation_problem(name: str, exc: pluggy.PluginValidationError, pm: pluggy.PluginManager) -> Problem:
     text = " ".join(str(exc).split())
-    return Problem("fastplug.E024", f"plugin '{name}': invalid hook implementation: {text}")
+    found = _BAD_ARGS.search(text)
+    if found is None:
+        return Problem("fastplug.E024", f"plugin '{name}': invalid hook implementation: {text}")
+    spec = getattr(pm.hook, found["hook"]).spec
+    allowed = ", ".join(spec.argnames) if spec is not None else ""
+    return Problem(
+        "fastplug.E024",
+        f"plugin '{name}': invalid hook implementation: {found['sig']} takes argument(s) "
+        f"{found['args']} that the hook does not pass",
+        f"{found['hook']} accepts any of ({allowed})",
+    )
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, enabled: set[str]) -> list[Problem]:
@@ -215,7 +232,7 @@ def load_plugins(
         try:
             pm.register(obj, name=name)
         except pluggy.PluginValidationError as exc:
-            problems.append(_validation_problem(name, exc))
+            problems.append(_validation_problem(name, exc, pm))
             continue
         except ValueError as exc:  # the same object registered under two names
             problems.append(Problem("fastplug.E021", f"plugin '{name}': {one_line(exc)}"))
@@ -228,7 +245,7 @@ def load_plugins(
         plugins.call_each("add_hookspecs", pm=pm)
     except PluginHookError as exc:
         if isinstance(exc.original, pluggy.PluginValidationError):
-            problems.append(_validation_problem(exc.plugin, exc.original))
+            problems.append(_validation_problem(exc.plugin, exc.original, pm))
         else:
             problems.append(Problem("fastplug.E023", str(exc)))
     problems.extend(_unknown_hooks(pm, set(objects)))
