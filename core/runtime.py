@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.routing import BaseRoute
 
@@ -24,3 +25,12 @@ class Runtime:
     routes: list[tuple[str, BaseRoute]] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     startup_error: str | None = None
+
+    @staticmethod
+    def of(app: Any) -> Runtime:
+        """The runtime of a fastplug ``app`` (e.g. to call a plugin-defined hook:
+        ``Runtime.of(app).plugins.call_each("register_metrics", registry=r)``)."""
+        runtime = getattr(app.state, "fastplug", None)
+        if not isinstance(runtime, Runtime):
+            raise LookupError("not a fastplug app (built by core.app.create_app)")
+        return runtime
