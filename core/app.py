@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -15,15 +16,27 @@ from config.errors import FastplugError, Problem
 from config.settings import Settings
 from core.bootstrap import load
 from core.lifespan import compose_lifespan
-from core.manager import PluginHookError, Plugins
+from core.manager import PluginHookError, Plugins, one_line
 from core.routes import iter_routes
 from core.runtime import Runtime
 from core.services import ServiceMissing
 from core.specs import HealthCheck, MiddlewareSpec
 
+log = logging.getLogger("fastplug")
 
-async def _service_missing(request: Request, exc: Exception) -> JSONResponse:
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("503 on %s %s: %s", request.method, request.url.path, one_line(exc))
     return JSONResponse({"detail": "service unavailable"}, status_code=503, headers={"Retry-After": "1"})
+
+
+# A dependency that is missing, refused or too slow: 503 + Retry-After, not a 500.
+# Plugins may register more precise handlers for these.
+DEFAULT_HANDLERS: dict[Any, Any] = {
+    ServiceMissing: _unavailable,
+    ConnectionError: _unavailable,
+    TimeoutError: _unavailable,
+}
 
 
 def order_middleware(specs: list[tuple[str, MiddlewareSpec]], order: list[str]) -> list[tuple[str, MiddlewareSpec]]:
@@ -54,7 +67,7 @@ def _collect(runtime: Runtime) -> tuple[list[Middleware], dict[Any, Any]]:
         )
     runtime.middleware = order_middleware(specs, settings.core.middleware.order)
 
-    handlers: dict[Any, Any] = {ServiceMissing: _service_missing}
+    handlers: dict[Any, Any] = dict(DEFAULT_HANDLERS)
     owner: dict[Any, str] = {}
     for plugin, result in plugins.call_each("register_exception_handlers", settings=settings):
         for key, handler in dict(result).items():

@@ -15,7 +15,7 @@ import click
 
 from config.errors import FastplugError, Problem
 from config.settings import Settings
-from core.manager import PluginHookError, Plugins
+from core.manager import PluginHookError, Plugins, one_line
 from core.specs import CheckError, CheckMessage, CheckWarning
 
 
@@ -307,5 +307,15 @@ def settings_command(obj: CliContext, as_json: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``manage.py`` and the ``fastplug`` script."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="manage.py")
+    """Entry point of ``manage.py`` and the ``fastplug`` script: an unexpected error is one
+    ``error:`` line and exit 1 (the traceback only with ``--traceback``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli.main(args=args, prog_name="manage.py")
+    except Exception as exc:
+        if "--traceback" in args:
+            raise
+        from config.validation import mask_url_password
+
+        click.echo(f"error: {mask_url_password(one_line(exc))}", err=True)
+        sys.exit(1)

@@ -8,7 +8,8 @@ Fixtures:
 * ``fastplug_app_factory`` - ``make(plugins=[...], **sections) -> FastAPI``;
 * ``fastplug_client`` - a ``TestClient`` whose ``with`` block runs the lifespan.
 
-Helper: :func:`require_service` skips a test when a service is down, and fails it under ``CI=true``.
+Helpers: :func:`require_service` skips a test when a service is down (and fails it under
+``CI=true``); :class:`LiveServer` serves an app with uvicorn in a thread, for real concurrency.
 """
 
 from __future__ import annotations
@@ -103,3 +104,38 @@ def require_service(name: str, host: str, port: int) -> None:
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         pytest.fail(f"{reason} (CI=true: services the tests need must be running)", pytrace=False)
     pytest.skip(reason)
+
+
+class LiveServer:
+    """Serve ``app`` with uvicorn in a background thread (real sockets, real concurrency,
+    lifespan included): ``with LiveServer(app) as server: httpx.get(server.url + "/x")``."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1") -> None:
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://{host}:{port}"
+        config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self._thread: Any = None
+
+    def __enter__(self) -> LiveServer:
+        import threading
+        import time
+
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the live server did not start (see the log above)")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=30)

@@ -1,0 +1,94 @@
+"""The database contract plugins build on: one declarative ``Base`` and typed dependencies.
+
+The ``db`` plugin owns the engine, pools and migrations and provides them as services;
+other plugins import only this module (never the db plugin's internals)::
+
+    from core.db import Base, DbSession
+
+    class Widget(Base):
+        __tablename__ = "widgets"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    @router.get("/widgets/{widget_id}")
+    async def get_widget(widget_id: int, session: DbSession) -> WidgetOut: ...
+
+Relationships default to ``lazy="raise"``: touching an unloaded relationship is an error,
+not a hidden query per row (N+1). Load what a route needs with ``selectinload``/``joinedload``,
+or pass another ``lazy=`` strategy explicitly (``"selectin"``, ``"joined"``...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, RelationshipProperty
+from starlette.requests import HTTPConnection
+
+from core.services import ServiceMissing, service
+
+ENGINE = "db.engine"
+SESSIONMAKER = "db.sessionmaker"
+RAW_POOL = "db.raw_pool"
+QUERIES = "db.queries"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """The one declarative base; every plugin's tables join ``Base.metadata``."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        for value in list(vars(cls).values()):
+            if isinstance(value, RelationshipProperty) and value.lazy == "select":
+                # the default "select" is how N+1 queries happen (set both, as SQLAlchemy's
+                # own declarative scan does when it changes a relationship's strategy)
+                value.lazy = "raise"
+                value.strategy_key = (("lazy", "raise"),)
+        super().__init_subclass__(**kwargs)
+
+
+async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    try:
+        maker: async_sessionmaker[AsyncSession] = conn.scope["state"][SESSIONMAKER]
+    except KeyError:
+        raise ServiceMissing("no database session: is the db plugin enabled and started?") from None
+    async with maker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+DbSession = Annotated[AsyncSession, Depends(_session, scope="function")]
+"""An ``AsyncSession`` per request (``expire_on_commit=False``): committed when the handler
+returns, rolled back if it raises, closed before the response is sent."""
+
+DbEngine = service(ENGINE, AsyncEngine)
+"""The app's ``AsyncEngine``."""
+
+
+def _raw_pool_type() -> Any:
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - asyncpg is a dependency of the db plugin
+        return object
+    return asyncpg.Pool
+
+
+RawPool = service(RAW_POOL, _raw_pool_type())
+"""The raw ``asyncpg.Pool`` for hot paths (PostgreSQL only; 503 when there is none)."""

@@ -1,0 +1,88 @@
+"""db plugin: SQLAlchemy async engine + asyncpg pool, per-request sessions, Alembic.
+
+Services: ``db.engine``, ``db.sessionmaker``, ``db.raw_pool`` (PostgreSQL), ``db.queries``
+(a :class:`~plugins.db.engine.QueryCounter`), ``db.pool_stats`` (a callable). Handlers use
+``core.db.DbSession`` / ``DbEngine`` / ``RawPool``; models subclass ``core.db.Base``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import click
+import pluggy
+from fastapi import FastAPI
+
+from config.settings import Settings
+from core.markers import hookimpl
+from core.specs import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
+from plugins.db import hookspecs
+from plugins.db.settings import DbSettings
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        name="db",
+        settings=DbSettings,
+        description="SQLAlchemy async engine and asyncpg pool, sessions per request, Alembic migrations",
+    )
+
+
+@hookimpl
+def add_hookspecs(pm: pluggy.PluginManager) -> None:
+    pm.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def lifespan(app: FastAPI, settings: Settings) -> AbstractAsyncContextManager[dict[str, Any]]:
+    from plugins.db.runtime import run
+
+    return run(app, settings)
+
+
+@hookimpl
+def register_exception_handlers(settings: Settings) -> dict[type[BaseException], Any]:
+    from plugins.db.errors import exception_handlers
+
+    return exception_handlers(settings.section("db", DbSettings).retry_after)
+
+
+@hookimpl
+def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
+    if not settings.section("db", DbSettings).query_count_header:
+        return []
+    from plugins.db.queries import QueryCountHeader
+
+    return [MiddlewareSpec("db.query_count", QueryCountHeader, priority=400)]
+
+
+@hookimpl
+def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
+    from plugins.db.runtime import ping
+
+    return [HealthCheck("db", ping)]
+
+
+@hookimpl
+def check(settings: Settings) -> Any:
+    async def connect() -> Sequence[CheckMessage]:
+        from plugins.db.runtime import connectivity_problem
+
+        problem = await connectivity_problem(settings.section("db", DbSettings))
+        if problem is None:
+            return []
+        return [
+            CheckError(f"cannot connect to the database: {problem}", "db.E001", "is [db] url right and the server up?")
+        ]
+
+    return connect()
+
+
+@hookimpl
+def register_commands() -> Sequence[click.Command]:
+    from plugins.db.cli import db_group
+
+    return [db_group]

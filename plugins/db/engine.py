@@ -1,0 +1,191 @@
+"""The engine: pool sizing, driver options, fork safety, pool figures and query counting."""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
+
+from plugins.db.settings import DbSettings
+
+log = logging.getLogger("fastplug.db")
+
+
+class CountingQueuePool(AsyncAdaptedQueuePool):
+    """The async queue pool, counting the tasks waiting for a connection."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiters = 0
+
+    def _do_get(self) -> Any:
+        self.waiters += 1
+        try:
+            return super()._do_get()
+        finally:
+            self.waiters -= 1
+
+
+def pool_stats(engine: AsyncEngine) -> dict[str, int]:
+    """Size, checked out, overflow and waiters of the engine's pool (for metrics)."""
+    pool = engine.sync_engine.pool
+    if not isinstance(pool, AsyncAdaptedQueuePool):
+        return {"size": 1, "checked_out": 0, "overflow": 0, "waiters": 0}
+    return {
+        "size": pool.size(),
+        "checked_out": pool.checkedout(),
+        "overflow": max(pool.overflow(), 0),
+        "waiters": getattr(pool, "waiters", 0),
+    }
+
+
+class QueryCounter:
+    """Counts SQL statements per context (a request, a test block) on one engine."""
+
+    def __init__(self) -> None:
+        self._cell: ContextVar[list[int] | None] = ContextVar("fastplug_db_queries", default=None)
+
+    def start(self) -> list[int]:
+        """Start counting in the current context; the returned cell's ``[0]`` is the count."""
+        cell = [0]
+        self._cell.set(cell)
+        return cell
+
+    def current(self) -> int | None:
+        """Statements run so far in this context, or ``None`` when not counting."""
+        cell = self._cell.get()
+        return cell[0] if cell is not None else None
+
+    def attach(self, engine: AsyncEngine) -> None:
+        """Count every statement ``engine`` executes."""
+        cell_var = self._cell
+
+        def count(*_: Any) -> None:
+            cell = cell_var.get()
+            if cell is not None:
+                cell[0] += 1
+
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+
+
+_ENGINES: weakref.WeakSet[AsyncEngine] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    # A forked child (gunicorn --preload, Celery prefork) must not touch the parent's
+    # sockets: drop the pooled connections without closing them (SQLAlchemy's recipe).
+    for engine in list(_ENGINES):
+        engine.sync_engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
+def is_postgres(url: URL) -> bool:
+    """True for a PostgreSQL URL."""
+    return url.get_backend_name() == "postgresql"
+
+
+def is_memory_sqlite(url: URL) -> bool:
+    """True for an in-memory SQLite database."""
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (database in ("", ":memory:") or "mode=memory" in database)
+
+
+def ensure_sqlite_dir(url: URL) -> None:
+    """Create the directory of a SQLite database file (``./var/`` on a fresh checkout)."""
+    if url.get_backend_name() == "sqlite" and not is_memory_sqlite(url):
+        Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_options(url: URL, conf: DbSettings) -> dict[str, Any]:
+    if is_memory_sqlite(url):
+        # one shared in-memory database: every connection must be the same one
+        return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    ensure_sqlite_dir(url)
+    return {
+        "poolclass": CountingQueuePool,
+        "pool_size": conf.pool_size,
+        "max_overflow": conf.max_overflow,
+        "pool_timeout": conf.pool_timeout,
+        "pool_recycle": conf.pool_recycle,
+        "connect_args": {"timeout": conf.connect_timeout},
+    }
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _postgres_options(conf: DbSettings) -> dict[str, Any]:
+    server_settings = {"application_name": "fastplug"}
+    if conf.statement_timeout_ms:
+        server_settings["statement_timeout"] = str(conf.statement_timeout_ms)
+    return {
+        "poolclass": CountingQueuePool,
+        "pool_size": conf.pool_size,
+        "max_overflow": conf.max_overflow,
+        "pool_timeout": conf.pool_timeout,
+        "pool_recycle": conf.pool_recycle,
+        "connect_args": {"timeout": conf.connect_timeout, "server_settings": server_settings},
+    }
+
+
+def create_engine(conf: DbSettings, counter: QueryCounter) -> AsyncEngine:
+    """The app's engine from ``[db]``; nothing connects until first use."""
+    url = make_url(conf.url)
+    if url.get_backend_name() == "sqlite":
+        options = _sqlite_options(url, conf)
+    elif is_postgres(url):
+        options = _postgres_options(conf)
+    else:
+        options = {
+            "pool_size": conf.pool_size,
+            "max_overflow": conf.max_overflow,
+            "pool_timeout": conf.pool_timeout,
+            "pool_recycle": conf.pool_recycle,
+        }
+    engine = create_async_engine(url, echo=conf.echo, pool_pre_ping=conf.pool_pre_ping, **options)
+    if url.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    counter.attach(engine)
+    _ENGINES.add(engine)
+    return engine
+
+
+async def create_raw_pool(conf: DbSettings) -> Any:
+    """A raw asyncpg pool on the same database (PostgreSQL only), or ``None``."""
+    url = make_url(conf.url)
+    if not (is_postgres(url) and conf.raw_pool.enabled):
+        return None
+    import asyncpg
+
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    server_settings = {"application_name": "fastplug-raw"}
+    if conf.statement_timeout_ms:
+        server_settings["statement_timeout"] = str(conf.statement_timeout_ms)
+    options: dict[str, Any] = {
+        "max_size": conf.raw_pool.max_size,
+        "max_inactive_connection_lifetime": conf.raw_pool.max_inactive_connection_lifetime,
+        "timeout": conf.connect_timeout,
+        "server_settings": server_settings,
+    }
+    try:
+        return await asyncpg.create_pool(dsn, min_size=conf.raw_pool.min_size, **options)
+    except (OSError, asyncpg.PostgresError) as exc:
+        # The database is down: start anyway (routes answer 503, /health/ready says why)
+        # with a pool that connects on first use.
+        log.warning("db: raw pool could not connect at startup (%s); connecting on first use", type(exc).__name__)
+        return await asyncpg.create_pool(dsn, min_size=0, **options)

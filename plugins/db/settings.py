@@ -1,0 +1,41 @@
+"""``[db]`` settings."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.models import PluginSettings
+
+APP_BRANCH = "app"  # the Alembic branch of the app's own migrations (not a plugin's)
+
+
+class RawPoolSettings(BaseModel):
+    """A raw asyncpg pool beside the engine (PostgreSQL URLs only)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    min_size: int = Field(2, ge=0)
+    max_size: int = Field(10, ge=1)
+    max_inactive_connection_lifetime: float = Field(300.0, ge=0)
+
+
+class DbSettings(PluginSettings):
+    """The engine, its pool and migrations."""
+
+    url: str = "sqlite+aiosqlite:///./var/fastplug.db"
+    pool_size: int = Field(20, ge=1)
+    max_overflow: int = Field(30, ge=0)
+    pool_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection before answering 503")
+    pool_recycle: int = Field(1800, ge=-1, description="seconds before a connection is replaced (-1: never)")
+    pool_pre_ping: bool = True
+    connect_timeout: float = Field(5.0, gt=0)
+    statement_timeout_ms: int | None = Field(30_000, ge=1, description="PostgreSQL statement_timeout")
+    echo: bool = False
+    raw_pool: RawPoolSettings = Field(default_factory=RawPoolSettings)
+    auto_migrate: bool | None = Field(
+        None, description="upgrade the schema at startup (default: on for SQLite, off otherwise)"
+    )
+    migrations_dir: str = Field("migrations", description="the app's own Alembic versions, beside settings.toml")
+    query_count_header: bool = Field(False, description="add X-DB-Queries to responses (debugging, tests)")
+    retry_after: int = Field(1, ge=0, description="Retry-After seconds on a 503 from the database")

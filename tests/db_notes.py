@@ -1,0 +1,98 @@
+"""A small plugin on the db plugin's services, used by the db tests (in-process and as an
+installed entry point): two related tables, routes that write, fail, hold a connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+from sqlalchemy import ForeignKey, String, func, select, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core import PluginInfo, hookimpl
+from core.db import Base, DbSession, RawPool
+
+MIGRATIONS = Path(__file__).with_name("db_notes_migrations")
+
+
+class Author(Base):
+    __tablename__ = "t_authors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    notes: Mapped[list[Note]] = relationship(back_populates="author")
+
+
+class Note(Base):
+    __tablename__ = "t_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("t_authors.id"))
+    text: Mapped[str] = mapped_column(String(500))
+    author: Mapped[Author] = relationship(back_populates="notes")
+
+
+class NoteIn(BaseModel):
+    author: str
+    text: str
+
+
+router = APIRouter()
+
+
+@router.post("/notes", status_code=201)
+async def create_note(body: NoteIn, session: DbSession) -> dict[str, int]:
+    author = await session.scalar(select(Author).where(Author.name == body.author))
+    if author is None:
+        author = Author(name=body.author)
+        session.add(author)
+    note = Note(author=author, text=body.text)
+    session.add(note)
+    await session.flush()
+    return {"id": note.id}
+
+
+@router.post("/notes/then-fail")
+async def create_then_fail(body: NoteIn, session: DbSession) -> None:
+    session.add(Note(author=Author(name=body.author), text=body.text))
+    await session.flush()
+    raise HTTPException(409, "changed my mind")
+
+
+@router.get("/notes/count")
+async def count_notes(session: DbSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Note)) or 0)
+
+
+@router.get("/hold")
+async def hold(session: DbSession, seconds: float = 1.0) -> str:
+    await session.execute(text("SELECT 1"))  # the connection stays checked out until commit
+    await asyncio.sleep(seconds)
+    return "held"
+
+
+@router.get("/raw")
+async def raw(pool: RawPool) -> int:
+    async with pool.acquire() as connection:
+        return int(await connection.fetchval("SELECT 41 + 1"))
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(name="notes", requires=("db",))
+
+
+@hookimpl
+def register_routers() -> Sequence[APIRouter]:
+    return [router]
+
+
+@hookimpl
+def register_models() -> Sequence[type]:
+    return [Author, Note]
+
+
+@hookimpl
+def register_migrations() -> Path:
+    return MIGRATIONS

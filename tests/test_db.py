@@ -1,0 +1,225 @@
+"""The db plugin against SQLite and the real PostgreSQL of this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import asyncpg
+import db_notes
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import selectinload
+
+from core.runtime import Runtime
+from core.testing import LiveServer
+from tests.conftest import PG_ADMIN_DSN
+
+Make = Callable[..., FastAPI]
+NOTE = {"author": "ada", "text": "hello"}
+
+
+@pytest.fixture
+def make(fastplug_app_factory: Make) -> Make:
+    """An app with health, db and the notes plugin, its tables migrated at startup."""
+
+    def build(url: str, **db: Any) -> FastAPI:
+        conf = {"url": url, "auto_migrate": True, **db}
+        return fastplug_app_factory(plugins=["health", "db", "notes"], extra_plugins={"notes": db_notes}, db=conf)
+
+    return build
+
+
+def in_app(client: TestClient, coro: Callable[[], Any]) -> Any:
+    """Run ``coro()`` on the app's event loop (its pools belong to that loop)."""
+    return client.portal.call(coro)  # type: ignore[union-attr]
+
+
+def test_session_commits_on_success_and_rolls_back_on_error(make: Make, db_url: str) -> None:
+    with TestClient(make(db_url)) as client:
+        created = client.post("/notes", json=NOTE)
+        failed = client.post("/notes/then-fail", json={"author": "bob", "text": "x"})
+        count = client.get("/notes/count").json()
+    assert created.status_code == 201 and created.json()["id"] >= 1
+    assert failed.status_code == 409
+    assert count == 1
+
+
+def test_sessions_do_not_expire_on_commit(make: Make, db_url: str) -> None:
+    app = make(db_url)
+    with TestClient(app) as client:
+        client.post("/notes", json=NOTE)
+        maker = Runtime.of(app).services.require("db.sessionmaker", async_sessionmaker)
+
+        async def read_after_commit() -> str:
+            async with maker() as session:
+                note = await session.scalar(select(db_notes.Note))
+                await session.commit()
+                return note.text  # no refresh query after commit: expire_on_commit=False
+
+        assert in_app(client, read_after_commit) == "hello"
+        assert isinstance(maker(), AsyncSession)
+
+
+def test_relationships_raise_instead_of_lazy_loading(make: Make, sqlite_url: str) -> None:
+    app = make(sqlite_url)
+    with TestClient(app) as client:
+        client.post("/notes", json=NOTE)
+        maker = Runtime.of(app).services.require("db.sessionmaker", async_sessionmaker)
+
+        async def touch(eager: bool) -> int:
+            async with maker() as session:
+                query = select(db_notes.Author)
+                if eager:
+                    query = query.options(selectinload(db_notes.Author.notes))
+                author = await session.scalar(query)
+                return len(author.notes)
+
+        assert in_app(client, lambda: touch(eager=True)) == 1
+        with pytest.raises(sa_exc.InvalidRequestError, match="lazy='raise'"):
+            in_app(client, lambda: touch(eager=False))
+
+
+def test_query_count_header(make: Make, db_url: str) -> None:
+    with TestClient(make(db_url, query_count_header=True)) as client:
+        client.post("/notes", json=NOTE)
+        response = client.get("/notes/count")
+        live = client.get("/health/live")
+    assert response.headers["x-db-queries"] == "1"
+    assert "x-db-queries" in live.headers and live.headers["x-db-queries"] == "0"
+
+
+def test_pool_exhaustion_answers_503_not_a_hang(make: Make, db_url: str) -> None:
+    app = make(db_url, pool_size=1, max_overflow=0, pool_timeout=0.5, retry_after=2)
+    with LiveServer(app) as server, ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(httpx.get, f"{server.url}/hold?seconds=3", timeout=20)
+        deadline_client = httpx.Client(timeout=10)  # a hang would fail here, not wait forever
+        for _ in range(200):  # wait until /hold has the only connection
+            stats = deadline_client.get(f"{server.url}/health/ready").json()
+            if stats["checks"]["db"].get("detail", {}).get("checked_out") == 1 or stats["status"] == "fail":
+                break
+        response = deadline_client.get(f"{server.url}/notes/count")
+        assert holder.result().status_code == 200
+        after = deadline_client.get(f"{server.url}/notes/count")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "2"
+    assert response.json() == {"detail": "database busy: no connection available"}
+    assert after.status_code == 200
+
+
+def test_database_down_gives_503_while_live_stays_200(fastplug_app_factory: Make, free_port: int) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port}/nowhere"
+    app = fastplug_app_factory(
+        plugins=["health", "db", "notes"], extra_plugins={"notes": db_notes}, db={"url": url, "connect_timeout": 2}
+    )
+    with TestClient(app) as client:
+        route = client.get("/notes/count")
+        raw = client.get("/raw")
+        live = client.get("/health/live")
+        ready = client.get("/health/ready")
+    assert route.status_code == 503 and route.headers["retry-after"] == "1"
+    assert raw.status_code == 503
+    assert live.status_code == 200
+    assert ready.status_code == 503 and ready.json()["failed"] == ["db"]
+    assert ready.json()["checks"]["db"]["error"].startswith("ConnectionRefusedError")
+
+
+async def _terminate_backends(database: str) -> int:
+    connection = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        rows = await connection.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+        return len(rows)
+    finally:
+        await connection.close()
+
+
+async def _connections_to(database: str) -> int:
+    connection = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        return int(
+            await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database
+            )
+        )
+    finally:
+        await connection.close()
+
+
+def test_recovers_from_killed_connections_without_an_error(make: Make, pg_url: str) -> None:
+    database = pg_url.rsplit("/", 1)[1]
+    with TestClient(make(pg_url)) as client:
+        assert client.get("/notes/count").status_code == 200
+        assert client.get("/raw").json() == 42
+        assert asyncio.run(_terminate_backends(database)) >= 2  # the engine's and the raw pool's
+        # the very next requests succeed: pre-ping replaces the engine's dead connection,
+        # asyncpg's pool notices its closed ones
+        assert client.get("/notes/count").status_code == 200
+        assert client.get("/raw").json() == 42
+
+
+def test_everything_is_closed_at_shutdown(make: Make, pg_url: str) -> None:
+    database = pg_url.rsplit("/", 1)[1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with TestClient(make(pg_url)) as client:
+            for _ in range(5):
+                client.post("/notes", json=NOTE | {"author": os.urandom(4).hex()})
+            assert client.get("/raw").json() == 42
+            assert asyncio.run(_connections_to(database)) >= 2
+        gc.collect()
+    assert asyncio.run(_connections_to(database)) == 0
+    assert [str(w.message) for w in caught if "nclosed" in str(w.message)] == []
+
+
+def test_raw_pool_is_postgres_only(make: Make, sqlite_url: str) -> None:
+    with TestClient(make(sqlite_url)) as client:
+        response = client.get("/raw")
+    assert response.status_code == 503
+
+
+def test_health_reports_pool_figures(make: Make, db_url: str) -> None:
+    with TestClient(make(db_url, pool_size=3)) as client:
+        body = client.get("/health/ready").json()
+    assert body["checks"]["db"]["status"] == "ok"
+    assert body["checks"]["db"]["detail"] == {"size": 3, "checked_out": 0, "overflow": 0, "waiters": 0}
+
+
+def test_forked_child_does_not_reuse_the_parents_connections(make: Make, sqlite_url: str) -> None:
+    app = make(sqlite_url)
+    with TestClient(app) as client:
+        assert client.get("/notes/count").status_code == 200
+        engine = Runtime.of(app).services.require("db.engine", AsyncEngine)
+        assert engine.sync_engine.pool.checkedin() >= 1
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: what does it see in the pool?
+            os.write(write, str(engine.sync_engine.pool.checkedin()).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        in_child = int(os.read(read, 16))
+        os.close(read), os.close(write)
+        assert engine.sync_engine.pool.checkedin() >= 1  # the parent keeps its own
+    assert in_child == 0
+
+
+@pytest.fixture
+def free_port() -> Iterator[int]:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    yield port
