@@ -50,35 +50,35 @@ def test_live_is_200_without_running_checks(fastplug_app_factory: Make) -> None:
 
 
 def test_ready_is_200_with_per_check_json(fastplug_app_factory: Make) -> None:
-    plugins = {"db": Checks("db", HealthCheck("db", ok)), "cache": Checks("cache", HealthCheck("ping", ok))}
-    app = fastplug_app_factory(plugins=["health", "db", "cache"], extra_plugins=plugins)
+    plugins = {"pg": Checks("pg", HealthCheck("pg", ok)), "kv": Checks("kv", HealthCheck("ping", ok))}
+    app = fastplug_app_factory(plugins=["health", "pg", "kv"], extra_plugins=plugins)
     with TestClient(app) as client:
         response = client.get("/health/ready")
     body = response.json()
     assert response.status_code == 200
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"db", "cache.ping"}
-    assert body["checks"]["db"]["detail"] == {"connections": 3}
+    assert set(body["checks"]) == {"pg", "kv.ping"}
+    assert body["checks"]["pg"]["detail"] == {"connections": 3}
     assert "failed" not in body
 
 
 def test_ready_is_503_naming_failed_and_timed_out_checks(fastplug_app_factory: Make) -> None:
     plugins = {
-        "db": Checks("db", HealthCheck("db", broken)),
-        "redis": Checks("redis", HealthCheck("redis", hangs, timeout=0.1)),
-        "http": Checks("http", HealthCheck("http", ok)),
+        "pg": Checks("pg", HealthCheck("pg", broken)),
+        "kv": Checks("kv", HealthCheck("kv", hangs, timeout=0.1)),
+        "web": Checks("web", HealthCheck("web", ok)),
     }
-    app = fastplug_app_factory(plugins=["health", "db", "redis", "http"], extra_plugins=plugins)
+    app = fastplug_app_factory(plugins=["health", "pg", "kv", "web"], extra_plugins=plugins)
     with TestClient(app) as client:
         response = client.get("/health/ready")
         assert client.get("/health/live").status_code == 200
     body = response.json()
     assert response.status_code == 503
     assert body["status"] == "fail"
-    assert body["failed"] == ["db", "redis"]
-    assert body["checks"]["db"]["error"] == "ConnectionRefusedError: connection refused"
-    assert body["checks"]["redis"]["error"] == "timed out after 0.1s"
-    assert body["checks"]["http"]["status"] == "ok"
+    assert body["failed"] == ["pg", "kv"]
+    assert body["checks"]["pg"]["error"] == "ConnectionRefusedError: connection refused"
+    assert body["checks"]["kv"]["error"] == "timed out after 0.1s"
+    assert body["checks"]["web"]["status"] == "ok"
 
 
 def test_checks_run_concurrently(fastplug_app_factory: Make) -> None:
