@@ -25,7 +25,8 @@ from core.specs import HealthCheck, MiddlewareSpec
 log = logging.getLogger("fastplug")
 
 
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 + ``Retry-After: 1`` for a dependency that is missing, down or too slow."""
     log.warning("503 on %s %s: %s", request.method, request.url.path, one_line(exc))
     return JSONResponse({"detail": "service unavailable"}, status_code=503, headers={"Retry-After": "1"})
 
@@ -33,9 +34,9 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 # A dependency that is missing, refused or too slow: 503 + Retry-After, not a 500.
 # Plugins may register more precise handlers for these.
 DEFAULT_HANDLERS: dict[Any, Any] = {
-    ServiceMissing: _unavailable,
-    ConnectionError: _unavailable,
-    TimeoutError: _unavailable,
+    ServiceMissing: unavailable,
+    ConnectionError: unavailable,
+    TimeoutError: unavailable,
 }
 
 

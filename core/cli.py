@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import os
@@ -128,6 +129,11 @@ def serve(obj: CliContext, host: str | None, port: int | None, workers: int | No
     sys.exit(code)
 
 
+def _owned(plugin: str, messages: Sequence[CheckMessage]) -> list[CheckMessage]:
+    """Messages attributed to the plugin that returned them (Django's ``obj``)."""
+    return [m if m.obj else dataclasses.replace(m, obj=plugin) for m in messages]
+
+
 def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
     from core.app import build_app
 
@@ -157,9 +163,9 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
         messages.extend(CheckError(p.message, p.id, p.hint) for p in exc.problems)
     results = plugins.call_each("check", settings=settings)
     pending = [(name, r) for name, r in results if inspect.isawaitable(r)]
-    for _name, result in results:
+    for name, result in results:
         if not inspect.isawaitable(result):
-            messages.extend(result)
+            messages.extend(_owned(name, result))
     if pending:
 
         async def gather() -> list[Any]:
@@ -171,7 +177,7 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
                     CheckError(f"check failed: {type(outcome).__name__}: {outcome}", "fastplug.E050", obj=name)
                 )
             else:
-                messages.extend(outcome or ())
+                messages.extend(_owned(name, outcome or ()))
     return messages
 
 

@@ -1,0 +1,82 @@
+"""redis plugin: one ``redis.asyncio`` client on a blocking pool, shared by every plugin.
+
+Service ``redis.client`` (absent when ``[redis] url`` is unset). Handlers use
+``plugins.redis.deps.RedisClient``; plugins use ``core.service("redis.client", Redis)`` or
+``services["redis.client"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from config.settings import Settings
+from core.markers import hookimpl
+from core.services import Services
+from core.specs import CheckError, CheckMessage, HealthCheck, PluginInfo
+from plugins.redis.settings import RedisSettings
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(name="redis", settings=RedisSettings, description="a shared redis.asyncio client and pool")
+
+
+@hookimpl
+def lifespan(settings: Settings) -> AbstractAsyncContextManager[dict[str, Any]]:
+    from plugins.redis.client import run
+
+    return run(settings.section("redis", RedisSettings))
+
+
+async def _ping(services: Services) -> object:
+    from plugins.redis.client import CLIENT
+
+    client = services.get(CLIENT)
+    if client is None:
+        return "not configured ([redis] url unset)"
+    await client.ping()
+    return {"max_connections": client.connection_pool.max_connections}
+
+
+@hookimpl
+def register_exception_handlers() -> dict[type[BaseException], Any]:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from core.app import unavailable
+
+    return {RedisConnectionError: unavailable, RedisTimeoutError: unavailable}
+
+
+@hookimpl
+def register_health_checks() -> Sequence[HealthCheck]:
+    return [HealthCheck("redis", _ping)]
+
+
+@hookimpl
+def check(settings: Settings) -> Any:
+    conf = settings.section("redis", RedisSettings)
+
+    async def connect() -> Sequence[CheckMessage]:
+        if conf.url is None:
+            return []
+        from plugins.redis.client import close, create_client
+
+        client = create_client(conf.model_copy(update={"retry": conf.retry.model_copy(update={"retries": 0})}))
+        try:
+            await client.ping()
+        except Exception as exc:
+            from core.manager import one_line
+
+            return [
+                CheckError(
+                    f"cannot reach Redis: {one_line(exc)}", "redis.E001", "is [redis] url right and the server up?"
+                )
+            ]
+        finally:
+            await close(client)
+        return []
+
+    return connect()
