@@ -17,7 +17,7 @@ from config.settings import Settings
 from core.bootstrap import load
 from core.lifespan import compose_lifespan
 from core.manager import PluginHookError, Plugins, one_line
-from core.routes import iter_routes
+from core.routes import add_router
 from core.runtime import Runtime
 from core.services import ServiceMissing
 from core.specs import HealthCheck, MiddlewareSpec
@@ -122,9 +122,7 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     app.state.fastplug = runtime
     for plugin, routers in plugins.call_each("register_routers", settings=settings):
         for router in routers:
-            before = len(app.router.routes)
-            app.include_router(router)
-            runtime.routes.extend((plugin, row.original) for row in iter_routes(app.router.routes[before:]))
+            runtime.routes.extend((plugin, route) for route in add_router(app, router))
     plugins.call_each("app_created", app=app, settings=settings)
     return app
 

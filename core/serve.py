@@ -79,8 +79,9 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
         )
         return 0
     from core.app import build_app
+    from core.asgi import freeze
 
-    srv = uvicorn.Server(uvicorn.Config(build_app(settings, plugins), **common))
+    srv = uvicorn.Server(uvicorn.Config(freeze(build_app(settings, plugins)), **common))
     configure_logging(server.log_level, traceback)
     _quiet_signals()
     srv.run()

@@ -1,0 +1,22 @@
+"""Bare FastAPI: no middleware, no lifespan, one JSON route.
+
+The "what FastAPI alone costs" reference. The handler does exactly what fastplug's
+health plugin does per request (``plugins/health/routes.py``): return pre-encoded
+bytes in a ``Response`` with ``media_type="application/json"``, so fastplug/bare
+measures only what fastplug's core adds around the same handler.
+
+Run: ``uvicorn --app-dir benchmarks/baselines bare_app:app``.
+"""
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+LIVE = b'{"status":"ok"}'
+
+app = FastAPI(title="bare")
+
+
+@app.get("/health/live")
+async def live() -> Response:
+    """Liveness: the same bytes and headers as fastplug's ``GET /health/live``."""
+    return Response(LIVE, media_type="application/json")
