@@ -99,3 +99,14 @@ def register_commands() -> Sequence[click.Command] | None:
 @hookspec
 def app_created(app: FastAPI, settings: Settings) -> None:
     """The app is built (routes, middleware, handlers in place) and not yet serving."""
+
+
+@hookspec
+def serve_starting(settings: Settings, workers: int) -> None:
+    """``manage.py serve`` is about to start the server, in the serving process, before any
+    worker is forked or the app is imported by one (e.g. set up a multiprocess directory)."""
+
+
+@hookspec
+def worker_exited(settings: Settings, pid: int) -> None:
+    """A gunicorn worker process ``pid`` exited (``serve --workers N``); runs in the master."""

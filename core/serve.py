@@ -88,7 +88,7 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
     return 0 if srv.started else 1
 
 
-def run_gunicorn(settings: Settings, server: ServerSettings, traceback: bool) -> int:
+def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, traceback: bool) -> int:
     """Serve with gunicorn: ``server.workers`` uvicorn workers, each building its own app
     after the fork (no connection is shared with the parent)."""
     from gunicorn.app.base import BaseApplication
@@ -110,6 +110,7 @@ def run_gunicorn(settings: Settings, server: ServerSettings, traceback: bool) ->
         "forwarded_allow_ips": server.forwarded_allow_ips,
         "proc_name": "fastplug",
         "control_socket_disable": True,  # gunicorn >= 27: no control socket in $HOME
+        "child_exit": lambda _arbiter, worker: plugins.call_each("worker_exited", settings=settings, pid=worker.pid),
     }
 
     class FastplugApplication(BaseApplication):  # type: ignore[misc]
