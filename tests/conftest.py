@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis as redis_sync
 
 from core.testing import require_service
 
@@ -56,3 +61,42 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """Each database the db plugin supports: the test runs once per backend."""
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return str(request.getfixturevalue(fixture))
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (for now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def private_redis() -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Start (and restart) a throwaway redis-server on a free port; killed at the end."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        procs.append(proc)
+        client = redis_sync.Redis(port=port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis_sync.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        return proc
+
+    start.port = port  # type: ignore[attr-defined]
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()

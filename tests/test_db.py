@@ -6,7 +6,7 @@ import asyncio
 import gc
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from core.runtime import Runtime
 from core.testing import LiveServer
-from tests.conftest import PG_ADMIN_DSN
+from tests.conftest import PG_ADMIN_DSN, free_port
 
 Make = Callable[..., FastAPI]
 NOTE = {"author": "ada", "text": "hello"}
@@ -117,8 +117,8 @@ def test_pool_exhaustion_answers_503_not_a_hang(make: Make, db_url: str) -> None
     assert after.status_code == 200
 
 
-def test_database_down_gives_503_while_live_stays_200(fastplug_app_factory: Make, free_port: int) -> None:
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port}/nowhere"
+def test_database_down_gives_503_while_live_stays_200(fastplug_app_factory: Make) -> None:
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/nowhere"
     app = fastplug_app_factory(
         plugins=["health", "db", "notes"], extra_plugins={"notes": db_notes}, db={"url": url, "connect_timeout": 2}
     )
@@ -213,13 +213,3 @@ def test_forked_child_does_not_reuse_the_parents_connections(make: Make, sqlite_
         os.close(read), os.close(write)
         assert engine.sync_engine.pool.checkedin() >= 1  # the parent keeps its own
     assert in_child == 0
-
-
-@pytest.fixture
-def free_port() -> Iterator[int]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    yield port

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from core.runtime import Runtime
 from core.testing import LiveServer
+from tests.conftest import free_port
 
 Make = Callable[..., FastAPI]
 
@@ -73,9 +73,7 @@ def test_client_is_shared_and_connections_are_reused(make: Make, upstream: tuple
 
 
 def test_upstream_down_is_503(make: Make) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with TestClient(make(retries=0)) as client:
         response = client.get("/upstream", params={"url": f"http://127.0.0.1:{port}/"})
     assert response.status_code == 503

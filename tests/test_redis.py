@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -17,15 +14,10 @@ from fastapi.testclient import TestClient
 
 from core.runtime import Runtime
 from core.testing import require_service
+from tests.conftest import free_port
 
 Make = Callable[..., FastAPI]
 REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -90,38 +82,6 @@ def test_redis_down_gives_503_and_ready_names_it(make: Make) -> None:
     assert route.status_code == 503 and route.headers["retry-after"] == "1"
     assert live.status_code == 200
     assert ready.status_code == 503 and ready.json()["failed"] == ["redis"]
-
-
-@pytest.fixture
-def private_redis() -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    """Start (and restart) a throwaway redis-server on a free port; killed at the end."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        procs.append(proc)
-        client = redis_sync.Redis(port=port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis_sync.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-        return proc
-
-    start.port = port  # type: ignore[attr-defined]
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait()
 
 
 def test_killed_redis_gives_503_then_recovers_when_back(

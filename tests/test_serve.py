@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import free_port
 from tests.helpers_plugins import FakeDists, lifespan_body
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
@@ -49,12 +49,6 @@ async def pid() -> int:
 def register_routers():
     return [router]
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(proc: subprocess.Popen[str], url: str, limit: float = 20.0) -> None:

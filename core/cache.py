@@ -1,0 +1,82 @@
+"""The response-cache contract plugins and apps build on (the ``cache`` plugin implements it).
+
+Mark a route cacheable without depending on the cache plugin::
+
+    from core.cache import ResponseCache, cached
+
+    @router.get("/products/{product_id}")
+    @cached(ttl=600, tags=["products"])
+    async def get_product(product_id: int) -> ProductOut: ...
+
+and invalidate after writes, from a handler::
+
+    async def update_product(..., cache: ResponseCache) -> ...:
+        ...
+        await cache.invalidate(tags=["products"])
+
+Without the cache plugin, ``@cached`` changes nothing and ``ResponseCache`` answers 503.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from core.services import service
+
+SERVICE = "cache"
+MARK = "__fastplug_cache__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """How one route is cached; ``None`` fields take the ``[cache]`` defaults."""
+
+    ttl: float | None = None
+    tags: tuple[str, ...] = ()
+    stale_while_revalidate: float | None = None
+    cache_control: str | None = None
+
+
+def cached(
+    ttl: float | None = None,
+    tags: Iterable[str] = (),
+    stale_while_revalidate: float | None = None,
+    cache_control: str | None = None,
+) -> Callable[[F], F]:
+    """Mark an endpoint's responses as cacheable (the function itself is unchanged)."""
+    policy = CachePolicy(ttl, tuple(tags), stale_while_revalidate, cache_control)
+
+    def mark(endpoint: F) -> F:
+        setattr(endpoint, MARK, policy)
+        return endpoint
+
+    return mark
+
+
+def policy_of(endpoint: Callable[..., Any]) -> CachePolicy | None:
+    """The policy ``@cached`` attached to ``endpoint``, if any."""
+    return getattr(endpoint, MARK, None)
+
+
+class CacheService(Protocol):
+    """What the cache plugin offers other plugins and handlers."""
+
+    async def invalidate(
+        self,
+        *,
+        tags: Iterable[str] = (),
+        routes: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        keys: Iterable[str] = (),
+    ) -> int:
+        """Drop entries by tag, by route name, by request path (every variant) or by key;
+        across processes with the Redis backend. Returns how many entries went."""
+        ...
+
+
+ResponseCache = service(SERVICE, CacheService)
+"""The :class:`CacheService` for handlers (``await cache.invalidate(tags=[...])``)."""

@@ -1,0 +1,97 @@
+"""cache plugin: response caching on memory or Redis, done right.
+
+Marks: ``core.cache.cached`` on an endpoint, or ``[cache.routes]`` by route name or path
+template. Service ``cache`` (:class:`plugins.cache.service.Cache`, see
+``core.cache.CacheService``) for invalidation; ``cache.stats`` for metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from config.settings import Settings
+from core.markers import hookimpl
+from core.services import Services
+from core.specs import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
+from plugins.cache.settings import CacheSettings
+
+REDIS_CLIENT = "redis.client"
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        name="cache", settings=CacheSettings, after=("redis",), description="response caching on memory or Redis"
+    )
+
+
+@hookimpl
+def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
+    from plugins.cache.middleware import CacheMiddleware
+
+    # Outside compression (200): a hit skips gzip too; inside metrics/timing (100).
+    return [MiddlewareSpec("cache", CacheMiddleware, {"conf": settings.section("cache", CacheSettings)}, priority=150)]
+
+
+@hookimpl
+def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
+    from plugins.cache.backends import MemoryBackend, RedisBackend
+    from plugins.cache.service import Cache, routes_of
+
+    conf = settings.section("cache", CacheSettings)
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[dict[str, Any]]:
+        if conf.backend == "redis":
+            client = services.get(REDIS_CLIENT)
+            if client is None:
+                raise RuntimeError("[cache] backend = 'redis' needs the redis plugin enabled with [redis] url set")
+            backend: Any = RedisBackend(
+                client, conf.key_prefix, conf.op_timeout, conf.breaker_failures, conf.breaker_cooldown
+            )
+        else:
+            backend = MemoryBackend(conf.max_entries, conf.max_bytes)
+        cache = Cache(conf, backend, routes_of(app))
+        try:
+            yield {"cache": cache, "cache.stats": cache.stats}
+        finally:
+            await cache.close()
+
+    return run()
+
+
+async def _health(services: Services) -> dict[str, Any]:
+    cache = services.require("cache")
+    backend = cache.backend
+    detail: dict[str, Any] = {"backend": type(backend).__name__, **cache.stats.as_dict()}
+    if hasattr(backend, "open_until"):
+        import time
+
+        detail["circuit"] = "open" if backend.open_until > time.monotonic() else "closed"
+    return detail
+
+
+@hookimpl
+def register_health_checks() -> Sequence[HealthCheck]:
+    return [HealthCheck("cache", _health)]
+
+
+@hookimpl
+def check(settings: Settings) -> Sequence[CheckMessage]:
+    conf = settings.section("cache", CacheSettings)
+    if conf.backend != "redis":
+        return []
+    redis_conf = settings.sections.get("redis")
+    if redis_conf is None or getattr(redis_conf, "url", None) is None:
+        return [
+            CheckError(
+                "[cache] backend = 'redis' but Redis is not configured",
+                "cache.E001",
+                "enable the redis plugin and set [redis] url, or use backend = 'memory'",
+            )
+        ]
+    return []

@@ -1,0 +1,70 @@
+"""Cache keys: sha256 over length-prefixed parts, the same in every process and restart."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl
+
+
+def digest(parts: Iterable[bytes]) -> str:
+    """sha256 of the parts, each prefixed by its length (no two part lists collide)."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(4, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def sorted_query(query_string: bytes) -> bytes:
+    """The query with its parameters in a canonical order (``?b=2&a=1`` == ``?a=1&b=2``)."""
+    if not query_string:
+        return b""
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    return "&".join(f"{k}={v}" for k, v in sorted(pairs)).encode("latin-1")
+
+
+def accepted_coding(accept_encoding: bytes) -> bytes:
+    """The coding a compressor would pick for this ``Accept-Encoding``: br, gzip or identity.
+
+    Keys use this instead of the raw header, so the many spellings of one preference share
+    an entry, and ``q=0`` is honoured.
+    """
+    accepted: dict[str, float] = {}
+    for item in accept_encoding.decode("latin-1").lower().split(","):
+        name, _, params = item.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if name:
+            accepted[name.strip()] = q
+    star = accepted.get("*", 0.0)
+    for coding in ("br", "gzip"):
+        if accepted.get(coding, star) > 0:
+            return coding.encode()
+    return b"identity"
+
+
+def request_key(
+    prefix: str,
+    version: str,
+    method: bytes,
+    scheme: str,
+    host: bytes,
+    route: str,
+    path_params: Sequence[tuple[str, str]],
+    query: bytes,
+    vary: Sequence[bytes],
+) -> str:
+    """``<prefix>:<sha256>`` for one request variant of one route."""
+    parts: list[bytes] = [version.encode(), method, scheme.encode(), host, route.encode()]
+    for name, value in path_params:
+        parts += [name.encode(), value.encode()]
+    parts.append(query)
+    parts.extend(vary)
+    return f"{prefix}:{digest(parts)}"

@@ -1,0 +1,132 @@
+"""The cache service: which routes are cached and how, counters, invalidation."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.routing import APIRoute
+
+from core.cache import CachePolicy, policy_of
+from core.routes import iter_routes
+from plugins.cache.backends import Backend, BackendUnavailable
+from plugins.cache.settings import CacheSettings
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePolicy:
+    """A cacheable route, resolved against the ``[cache]`` defaults."""
+
+    name: str
+    template: str
+    ttl: float
+    stale: float
+    tags: tuple[str, ...]
+    cache_control: bytes
+
+
+@dataclass(slots=True)
+class _Candidate:
+    regex: re.Pattern[str]
+    get: bool
+    policy: RoutePolicy | None
+
+
+@dataclass(slots=True)
+class Stats:
+    """Outcomes since start (exposed to the metrics plugin)."""
+
+    hit: int = 0
+    miss: int = 0
+    stale: int = 0
+    bypass: int = 0
+    error: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """``{"hit": n, ...}``."""
+        return {"hit": self.hit, "miss": self.miss, "stale": self.stale, "bypass": self.bypass, "error": self.error}
+
+
+def _resolve(conf: CacheSettings, route: APIRoute) -> RoutePolicy | None:
+    configured = conf.routes.get(route.name) or conf.routes.get(route.path)
+    marked = policy_of(route.endpoint)
+    if configured is not None:
+        policy = CachePolicy(
+            configured.ttl, tuple(configured.tags), configured.stale_while_revalidate, configured.cache_control
+        )
+    elif marked is not None:
+        policy = marked
+    else:
+        return None
+    ttl = policy.ttl if policy.ttl is not None else conf.default_ttl
+    control = policy.cache_control or conf.cache_control
+    return RoutePolicy(
+        name=route.name,
+        template=route.path,
+        ttl=ttl,
+        stale=policy.stale_while_revalidate
+        if policy.stale_while_revalidate is not None
+        else conf.stale_while_revalidate,
+        tags=policy.tags,
+        cache_control=control.replace("{ttl}", str(int(ttl))).encode(),
+    )
+
+
+class Cache:
+    """What the middleware and other plugins use: route policies, backend, counters."""
+
+    def __init__(self, conf: CacheSettings, backend: Backend, routes: Sequence[Any]) -> None:
+        self.conf = conf
+        self.backend = backend
+        self.stats = Stats()
+        self.flights: dict[str, asyncio.Future[Any]] = {}
+        self.background: set[asyncio.Task[None]] = set()
+        candidates: list[_Candidate] = []
+        for route in routes:
+            if isinstance(route, APIRoute):
+                candidates.append(_Candidate(route.path_regex, "GET" in route.methods, _resolve(conf, route)))
+        self._candidates = candidates
+        self._cached = [(i, c) for i, c in enumerate(candidates) if c.policy is not None and c.get]
+        self.policies = [c.policy for _, c in self._cached if c.policy is not None]
+
+    def match(self, path: str) -> tuple[RoutePolicy, dict[str, str]] | None:
+        """The cacheable route that will serve GET ``path`` (respecting route order), if any."""
+        for index, candidate in self._cached:
+            found = candidate.regex.match(path)
+            if found is None:
+                continue
+            for earlier in self._candidates[:index]:  # an earlier GET route would win
+                if earlier.get and earlier.regex.match(path):
+                    return None
+            assert candidate.policy is not None
+            return candidate.policy, found.groupdict()
+        return None
+
+    async def invalidate(
+        self,
+        *,
+        tags: Iterable[str] = (),
+        routes: Iterable[str] = (),
+        paths: Iterable[str] = (),
+        keys: Iterable[str] = (),
+    ) -> int:
+        """Drop entries by tag, route name, request path (all its variants) or key."""
+        all_tags = [*tags, *(f"route:{r}" for r in routes), *(f"path:{p}" for p in paths)]
+        try:
+            return await self.backend.invalidate(all_tags, keys)
+        except BackendUnavailable:
+            self.stats.error += 1
+            raise
+
+    async def close(self) -> None:
+        """Wait for background refreshes to finish."""
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+
+
+def routes_of(app: Any) -> list[Any]:
+    """Every route of the app in matching order (included routers expanded)."""
+    return [row.original for row in iter_routes(app.router.routes)]

@@ -1,0 +1,123 @@
+"""A plugin with cacheable routes that count their calls (for the cache tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+
+from fastapi import APIRouter, Header, Response
+from pydantic import BaseModel
+
+from core import PluginInfo, hookimpl
+from core.cache import ResponseCache, cached
+
+calls: Counter[str] = Counter()
+router = APIRouter()
+
+
+class Item(BaseModel):
+    id: int
+    name: str
+    calls: int
+
+
+@router.get("/items/special")
+async def special() -> dict[str, int]:
+    calls["special"] += 1
+    return {"special": calls["special"]}
+
+
+@router.get("/items/{item_id}", response_model=Item)
+@cached(ttl=60, tags=["items"])
+async def get_item(item_id: int) -> dict[str, object]:
+    calls["item"] += 1
+    return {"id": item_id, "name": f"item {item_id}", "calls": calls["item"], "dropped": "by response_model"}
+
+
+@router.post("/items/{item_id}")
+async def update_item(item_id: int, cache: ResponseCache) -> dict[str, int]:
+    return {"invalidated": await cache.invalidate(tags=["items"])}
+
+
+@router.get("/falsy/{kind}")
+@cached()
+async def falsy(kind: str) -> object:
+    calls[f"falsy-{kind}"] += 1
+    return {"list": [], "zero": 0, "null": None}[kind]
+
+
+@router.get("/slow/{name}")
+@cached()
+async def slow(name: str) -> dict[str, int]:
+    calls["slow"] += 1
+    await asyncio.sleep(0.3)
+    return {"calls": calls["slow"]}
+
+
+@router.get("/me")
+@cached()
+async def me(authorization: str | None = Header(None)) -> dict[str, str | None]:
+    calls["me"] += 1
+    return {"user": authorization}
+
+
+@router.get("/short")
+@cached(ttl=0.3, stale_while_revalidate=0)
+async def short() -> dict[str, int]:
+    calls["short"] += 1
+    return {"calls": calls["short"]}
+
+
+@router.get("/swr")
+@cached(ttl=0.3, stale_while_revalidate=30)
+async def swr() -> dict[str, int]:
+    calls["swr"] += 1
+    return {"calls": calls["swr"]}
+
+
+@router.get("/status/{code}")
+@cached()
+async def status(code: int, response: Response) -> dict[str, int]:
+    calls[f"status-{code}"] += 1
+    response.status_code = code
+    return {"code": code}
+
+
+@router.get("/cookie")
+@cached()
+async def cookie(response: Response) -> dict[str, int]:
+    calls["cookie"] += 1
+    response.set_cookie("session", "abc")
+    return {"calls": calls["cookie"]}
+
+
+@router.get("/no-store")
+@cached()
+async def no_store(response: Response) -> dict[str, int]:
+    calls["no-store"] += 1
+    response.headers["cache-control"] = "no-store"
+    return {"calls": calls["no-store"]}
+
+
+@router.get("/by-settings/{x}", name="configured")
+async def configured(x: int) -> dict[str, int]:
+    calls["configured"] += 1
+    return {"x": x, "calls": calls["configured"]}
+
+
+@router.get("/search")
+@cached()
+async def search(q: str = "", page: int = 1) -> dict[str, object]:
+    calls["search"] += 1
+    return {"q": q, "page": page}
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(name="shop", after=("cache",))
+
+
+@hookimpl
+def register_routers() -> Sequence[APIRouter]:
+    return [router]

@@ -1,0 +1,286 @@
+"""The cache plugin on the memory backend and on the real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import cache_shop
+import httpx
+import pytest
+import redis as redis_sync
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from core.testing import LiveServer, require_service
+
+Make = Callable[..., FastAPI]
+REDIS_URL = "redis://127.0.0.1:6379/0"
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(autouse=True)
+def reset_calls() -> None:
+    cache_shop.calls.clear()
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix of this test's own; its Redis keys are deleted afterwards."""
+    name = f"fptest:{uuid.uuid4().hex[:10]}"
+    yield name
+    try:
+        client = redis_sync.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
+        for key in client.scan_iter(f"{name}*"):
+            client.delete(key)
+        client.close()
+    except redis_sync.RedisError:
+        pass
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "redis":
+        require_service("Redis", "127.0.0.1", 6379)
+    return str(request.param)
+
+
+def settings_for(backend: str, prefix: str, redis_url: str = REDIS_URL, **cache: Any) -> dict[str, Any]:
+    plugins = ["health", "redis", "cache", "shop"]
+    return {
+        "plugins": plugins,
+        "redis": {"url": redis_url} if backend == "redis" else {},
+        "cache": {"backend": backend, "key_prefix": prefix, **cache},
+    }
+
+
+@pytest.fixture
+def make(fastplug_app_factory: Make, backend: str, prefix: str) -> Make:
+    def build(**cache: Any) -> FastAPI:
+        return fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings_for(backend, prefix, **cache))
+
+    return build
+
+
+def test_hit_is_byte_identical_and_skips_the_handler(make: Make) -> None:
+    with TestClient(make()) as client:
+        miss = client.get("/items/7")
+        hit = client.get("/items/7")
+    assert (miss.headers["x-cache"], hit.headers["x-cache"]) == ("MISS", "HIT")
+    assert hit.content == miss.content == b'{"id":7,"name":"item 7","calls":1}'
+    assert hit.headers["etag"] == miss.headers["etag"] and hit.headers["etag"].startswith('"')
+    assert hit.headers["cache-control"] == "public, max-age=60"
+    assert hit.headers["content-type"] == "application/json"
+    assert int(hit.headers["age"]) >= 0
+    assert cache_shop.calls["item"] == 1
+
+
+@pytest.mark.parametrize("kind", ["list", "zero", "null"])
+def test_falsy_results_are_cached(make: Make, kind: str) -> None:
+    with TestClient(make()) as client:
+        bodies = [client.get(f"/falsy/{kind}").content for _ in range(3)]
+    assert len(set(bodies)) == 1
+    assert cache_shop.calls[f"falsy-{kind}"] == 1
+
+
+def test_if_none_match_gives_304(make: Make) -> None:
+    with TestClient(make()) as client:
+        etag = client.get("/items/1").headers["etag"]
+        not_modified = client.get("/items/1", headers={"if-none-match": etag})
+        changed = client.get("/items/1", headers={"if-none-match": '"other"'})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified.headers["etag"] == etag
+    assert not_modified.headers["cache-control"] == "public, max-age=60"
+    assert changed.status_code == 200 and changed.headers["x-cache"] == "HIT"
+
+
+def test_requests_with_credentials_bypass_by_default(make: Make) -> None:
+    with TestClient(make()) as client:
+        alice = client.get("/me", headers={"authorization": "Bearer alice"})
+        bob = client.get("/me", headers={"authorization": "Bearer bob"})
+        cookie = client.get("/me", headers={"cookie": "session=x"})
+    assert alice.json() == {"user": "Bearer alice"} and bob.json() == {"user": "Bearer bob"}
+    assert {alice.headers["x-cache"], bob.headers["x-cache"], cookie.headers["x-cache"]} == {"BYPASS"}
+    assert cache_shop.calls["me"] == 3
+
+
+def test_credentials_keyed_never_leak_across_users(make: Make) -> None:
+    with TestClient(make(authenticated="key")) as client:
+        answers = [
+            client.get("/me", headers={"authorization": f"Bearer {user}"}) for user in ("alice", "bob", "alice", "bob")
+        ]
+        anonymous = client.get("/me")
+    assert [a.json()["user"] for a in answers] == ["Bearer alice", "Bearer bob", "Bearer alice", "Bearer bob"]
+    assert [a.headers["x-cache"] for a in answers] == ["MISS", "MISS", "HIT", "HIT"]
+    assert anonymous.json() == {"user": None}
+    assert cache_shop.calls["me"] == 3
+
+
+def test_concurrent_misses_run_the_handler_once(make: Make) -> None:
+    app = make()
+    with LiveServer(app) as server, ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(lambda _: httpx.get(f"{server.url}/slow/x", timeout=30), range(50)))
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["calls"] for a in answers} == {1}
+    assert cache_shop.calls["slow"] == 1
+
+
+def test_tag_invalidation(make: Make) -> None:
+    with TestClient(make()) as client:
+        client.get("/items/1")
+        client.get("/items/2")
+        assert client.post("/items/1").json() == {"invalidated": 2}
+        again = client.get("/items/1")
+    assert again.headers["x-cache"] == "MISS" and again.json()["calls"] == 3
+
+
+def test_ttl_expiry(make: Make) -> None:
+    with TestClient(make()) as client:
+        first = client.get("/short")
+        time.sleep(0.5)
+        later = client.get("/short")
+    assert first.json() == {"calls": 1}
+    assert later.headers["x-cache"] == "MISS" and later.json() == {"calls": 2}
+
+
+def test_stale_while_revalidate(make: Make) -> None:
+    with TestClient(make()) as client:
+        client.get("/swr")
+        time.sleep(0.4)
+        stale = client.get("/swr")
+        for _ in range(100):  # the refresh runs in the background
+            fresh = client.get("/swr")
+            if fresh.headers["x-cache"] == "HIT" and fresh.json()["calls"] == 2:
+                break
+            time.sleep(0.02)
+    assert stale.headers["x-cache"] == "STALE" and stale.json() == {"calls": 1}
+    assert fresh.json() == {"calls": 2} and fresh.headers["x-cache"] == "HIT"
+
+
+@pytest.mark.parametrize("path", ["/status/404", "/status/500", "/cookie", "/no-store"])
+def test_not_stored(make: Make, path: str) -> None:
+    with TestClient(make(), raise_server_exceptions=False) as client:
+        answers = []
+        for _ in range(2):
+            answers.append(client.get(path))
+            client.cookies.clear()  # a cookie would make the next request bypass the cache
+    assert [a.headers.get("x-cache") for a in answers] == ["MISS", "MISS"]
+    counter = path.strip("/").replace("/", "-")
+    assert cache_shop.calls[counter] == 2
+
+
+def test_routes_table_in_settings_enables_caching(make: Make) -> None:
+    with TestClient(make(routes={"configured": {"ttl": 30, "tags": ["x"]}})) as client:
+        answers = [client.get("/by-settings/3") for _ in range(2)]
+    assert [a.headers["x-cache"] for a in answers] == ["MISS", "HIT"]
+    assert answers[1].headers["cache-control"] == "public, max-age=30"
+    with TestClient(make(routes={"/by-settings/{x}": {}})) as client:
+        assert [client.get("/by-settings/4").headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
+
+
+def test_an_earlier_uncached_route_is_never_shadowed(make: Make) -> None:
+    with TestClient(make()) as client:
+        answers = [client.get("/items/special") for _ in range(2)]
+    assert [a.json() for a in answers] == [{"special": 1}, {"special": 2}]
+    assert "x-cache" not in answers[0].headers
+
+
+def test_query_order_does_not_matter_but_values_do(make: Make) -> None:
+    with TestClient(make()) as client:
+        a = client.get("/search?q=x&page=2")
+        b = client.get("/search?page=2&q=x")
+        c = client.get("/search?q=y&page=2")
+    assert [a.headers["x-cache"], b.headers["x-cache"], c.headers["x-cache"]] == ["MISS", "HIT", "MISS"]
+
+
+def test_accept_encoding_is_keyed_by_negotiated_coding(make: Make) -> None:
+    with TestClient(make()) as client:
+        gzip = client.get("/items/5", headers={"accept-encoding": "gzip"})
+        gzip2 = client.get("/items/5", headers={"accept-encoding": "deflate, gzip;q=0.8"})
+        identity = client.get("/items/5", headers={"accept-encoding": "identity"})
+        refused = client.get("/items/5", headers={"accept-encoding": "gzip;q=0"})
+    assert [r.headers["x-cache"] for r in (gzip, gzip2, identity, refused)] == ["MISS", "HIT", "MISS", "HIT"]
+    assert gzip.headers["vary"] == "Authorization, Cookie, Accept-Encoding"
+
+
+def test_head_is_served_from_the_get_entry(make: Make) -> None:
+    with TestClient(make()) as client:
+        get = client.get("/items/9")
+        head = client.head("/items/9")
+    assert head.headers["x-cache"] == "HIT" and head.content == b""
+    assert head.headers["content-length"] == str(len(get.content))
+
+
+CHILD = """
+import json, sys
+sys.path[:0] = [{tests!r}, {root!r}]
+from fastapi.testclient import TestClient
+import cache_shop
+from core.app import create_app
+settings = json.loads(sys.argv[1])
+app = create_app({settings_file!r}, overrides=settings, extra_plugins={{"shop": cache_shop}})
+with TestClient(app) as client:
+    response = client.request(sys.argv[2], sys.argv[3])
+    print(json.dumps({{"headers": dict(response.headers), "body": response.text}}))
+"""
+
+
+def in_other_process(
+    settings: dict[str, Any], settings_file: Path, method: str, path: str, seed: str
+) -> dict[str, Any]:
+    code = CHILD.format(tests=str(TESTS), root=str(TESTS.parent), settings_file=str(settings_file))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTPLUG_")} | {"PYTHONHASHSEED": seed}
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(settings), method, path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_keys_are_stable_across_processes_and_invalidation_is_shared(
+    fastplug_settings_file: Path, fastplug_app_factory: Make, prefix: str
+) -> None:
+    require_service("Redis", "127.0.0.1", 6379)
+    settings = settings_for("redis", prefix)
+    first = in_other_process(settings, fastplug_settings_file, "GET", "/items/42", seed="1")
+    with TestClient(fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)) as client:
+        here = client.get("/items/42")
+    assert first["headers"]["x-cache"] == "MISS"
+    assert here.headers["x-cache"] == "HIT"  # same key from a process with another hash seed
+    assert here.headers["etag"] == first["headers"]["etag"] and here.text == first["body"]
+    assert json.loads(in_other_process(settings, fastplug_settings_file, "POST", "/items/42", seed="2")["body"]) == {
+        "invalidated": 1
+    }
+    with TestClient(fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)) as client:
+        assert client.get("/items/42").headers["x-cache"] == "MISS"
+
+
+def test_redis_outage_bypasses_then_recovers(
+    fastplug_app_factory: Make, prefix: str, private_redis: Callable[[], subprocess.Popen[bytes]]
+) -> None:
+    server = private_redis()
+    url = f"redis://127.0.0.1:{private_redis.port}/0"  # type: ignore[attr-defined]
+    settings = settings_for("redis", prefix, redis_url=url, breaker_cooldown=0.5)
+    with TestClient(fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)) as client:
+        assert [client.get("/items/1").headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
+        server.kill()
+        server.wait()
+        down = [client.get("/items/1") for _ in range(5)]
+        assert client.get("/health/ready").json()["checks"]["cache"]["detail"]["circuit"] == "open"
+        private_redis()  # back, empty
+        time.sleep(0.6)  # the breaker's cool-down
+        back = [client.get("/items/1").headers["x-cache"] for _ in range(2)]
+    assert [(r.status_code, r.headers["x-cache"]) for r in down] == [(200, "BYPASS")] * 5
+    assert back == ["MISS", "HIT"]
