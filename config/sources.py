@@ -142,6 +142,14 @@ def _env_layer() -> dict[Path_, Any]:
     return layer
 
 
+def _get_path(source: Mapping[str, Any], path: Path_) -> Any:
+    for part in path:
+        if not isinstance(source, Mapping):
+            return None
+        source = source.get(part)  # type: ignore[assignment]
+    return source if isinstance(source, Mapping) else None
+
+
 def _set_path(target: dict[str, Any], path: Path_, value: Any) -> None:
     for part in path[:-1]:
         nxt = target.get(part)
@@ -220,7 +228,10 @@ def load_raw(
                 _set_path(merged, leaf_path, leaf)
     for leaf_path, (name, leaf) in _env_layer().items():
         sources[leaf_path] = Source("env", name)
-        _set_path(merged, leaf_path, _lower_keys(leaf))
+        leaf = _lower_keys(leaf)
+        if isinstance(leaf, dict):  # a table from a variable merges like a file's table
+            leaf = deep_merge(_get_path(merged, leaf_path) or {}, leaf)
+        _set_path(merged, leaf_path, leaf)
     if overrides:
         merged = deep_merge(merged, _lower_keys(overrides))
         for leaf_path, _ in _walk(_lower_keys(overrides)):

@@ -22,7 +22,18 @@ M = TypeVar("M", bound=BaseModel)
 MASK = "********"
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
 
-_SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "credential")
+_SECRET_WORDS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "private_key",
+    "credential",
+    "authorization",
+    "cookie",
+)
 _TYPE_WORDS: dict[Any, str] = {
     int: "an integer",
     float: "a number",
@@ -56,7 +67,7 @@ def is_secret(key: str, field: FieldInfo | None = None) -> bool:
     """True when a value must never be shown: a ``SecretStr`` field or a secret-looking name."""
     if field is not None and _is_secret_type(field.annotation):
         return True
-    low = key.lower()
+    low = key.lower().replace("-", "_")
     return any(word in low for word in _SECRET_WORDS)
 
 
@@ -178,7 +189,7 @@ def _problem(model: type[BaseModel], section: Path_, raw: RawSettings, err: Any,
     expected = describe_field(field) if field is not None else None
     if kind == "missing":
         return Problem(problem_id, f"{where}: required value missing" + (f" (expected {expected})" if expected else ""))
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
     if expected is None:
         expected = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
         return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}")

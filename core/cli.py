@@ -120,7 +120,7 @@ def serve(obj: CliContext, host: str | None, port: int | None, workers: int | No
     changes = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     server = settings.core.server.model_copy(update=changes)
     try:
-        plugins.call_each("serve_starting", settings=settings, workers=1 if reload else server.workers)
+        plugins.call_each("serve_starting", settings=settings, plugins=plugins, workers=1 if reload else server.workers)
         if reload or server.workers == 1:
             code = run_uvicorn(settings, plugins, server, reload, obj.traceback)
         else:

@@ -91,4 +91,23 @@ def _raw_pool_type() -> Any:
 
 
 RawPool = service(RAW_POOL, _raw_pool_type())
-"""The raw ``asyncpg.Pool`` for hot paths (PostgreSQL only; 503 when there is none)."""
+"""The raw ``asyncpg.Pool`` (PostgreSQL only; 503 when there is none). Prefer
+:data:`RawConnection`, which waits at most ``[db] pool_timeout`` for a connection."""
+
+ACQUIRE_TIMEOUT = "db.acquire_timeout"
+
+
+async def _raw_connection(conn: HTTPConnection) -> AsyncIterator[Any]:
+    state = conn.scope["state"]
+    try:
+        pool = state[RAW_POOL]
+    except KeyError:
+        raise ServiceMissing("no raw database pool: is the db plugin enabled with a PostgreSQL url?") from None
+    # a TimeoutError here is answered 503 + Retry-After by core, never a hang
+    async with pool.acquire(timeout=state.get(ACQUIRE_TIMEOUT)) as connection:
+        yield connection
+
+
+RawConnection = Annotated[Any, Depends(_raw_connection, scope="function")]
+"""An ``asyncpg`` connection from the raw pool for this request (released before the
+response is sent); 503 when none is free within ``[db] pool_timeout``."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter, FastAPI
 
     from config.settings import Settings
+    from core.manager import Plugins
     from core.services import Services
     from core.specs import CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
 
@@ -102,7 +103,7 @@ def app_created(app: FastAPI, settings: Settings) -> None:
 
 
 @hookspec
-def serve_starting(settings: Settings, workers: int) -> None:
+def serve_starting(settings: Settings, plugins: Plugins, workers: int) -> None:
     """``manage.py serve`` is about to start the server, in the serving process, before any
     worker is forked or the app is imported by one (e.g. set up a multiprocess directory)."""
 

@@ -82,7 +82,6 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
     from core.asgi import freeze
 
     srv = uvicorn.Server(uvicorn.Config(freeze(build_app(settings, plugins)), **common))
-    configure_logging(server.log_level, traceback)
     _quiet_signals()
     srv.run()
     return 0 if srv.started else 1
@@ -92,7 +91,12 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
     """Serve with gunicorn: ``server.workers`` uvicorn workers, each building its own app
     after the fork (no connection is shared with the parent)."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.errors import HaltServer
 
+    from core.app import build_app
+
+    build_app(settings, plugins)  # build errors are reported once, here, not by every worker
     os.environ["FASTPLUG_SETTINGS"] = str(settings.path)
     os.environ["FASTPLUG_ENV"] = settings.env
     options = {
@@ -107,7 +111,8 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
         "backlog": server.backlog,
         "loglevel": "debug" if server.log_level == "trace" else server.log_level,
         "accesslog": "-" if server.access_log else None,
-        "forwarded_allow_ips": server.forwarded_allow_ips,
+        # uvicorn-worker always enables proxy headers: trusting no one turns them off
+        "forwarded_allow_ips": server.forwarded_allow_ips if server.proxy_headers else "",
         "proc_name": "fastplug",
         "control_socket_disable": True,  # gunicorn >= 27: no control socket in $HOME
         "child_exit": lambda _arbiter, worker: plugins.call_each("worker_exited", settings=settings, pid=worker.pid),
@@ -120,13 +125,21 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
+            from config.errors import FastplugError
             from core.asgi import create_app_from_env
 
-            return create_app_from_env()
+            try:
+                return create_app_from_env()
+            except FastplugError as exc:
+                log.error("%s", exc)
+                sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     configure_logging(server.log_level, traceback)
     try:
         FastplugApplication().run()
     except SystemExit as exc:
         return int(exc.code or 0)
+    except HaltServer as exc:  # e.g. a worker failed to boot: its reason was logged above
+        log.error("server stopped: %s", exc.reason)
+        return int(exc.exit_status or 1)
     return 0

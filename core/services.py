@@ -40,7 +40,7 @@ def service(key: str, tp: type[T]) -> Any:
     The lookup is one dict access in the request's lifespan state.
     """
 
-    def get(conn: HTTPConnection) -> T:
+    async def get(conn: HTTPConnection) -> T:  # async: FastAPI would run a plain def in a thread
         try:
             return cast(T, conn.scope["state"][key])
         except KeyError:

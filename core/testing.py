@@ -93,17 +93,30 @@ def service_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def _missing(reason: str) -> None:
+    import os
+
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: what the tests need must be installed and running)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    """The path of command ``name``; skip when it is missing (fail under ``CI=true``)."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"{name} is not installed")
+    assert path is not None
+    return path
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Skip the test when service ``name`` is not reachable, except under ``CI=true``,
     where a missing service is a failure, never a silent skip."""
-    import os
-
-    if service_reachable(host, port):
-        return
-    reason = f"{name} is not reachable on {host}:{port}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: services the tests need must be running)", pytrace=False)
-    pytest.skip(reason)
+    if not service_reachable(host, port):
+        _missing(f"{name} is not reachable on {host}:{port}")
 
 
 class LiveServer:

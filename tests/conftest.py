@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from core.testing import require_service
+from core.testing import require_service, require_tool
 
 
 @pytest.fixture
@@ -73,9 +72,7 @@ def free_port() -> int:
 @pytest.fixture
 def private_redis() -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Start (and restart) a throwaway redis-server on a free port; killed at the end."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
+    binary = require_tool("redis-server")
     port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
 

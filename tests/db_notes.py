@@ -13,7 +13,7 @@ from sqlalchemy import ForeignKey, String, func, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import PluginInfo, hookimpl
-from core.db import Base, DbSession, RawPool
+from core.db import Base, DbSession, RawConnection, RawPool
 
 MIGRATIONS = Path(__file__).with_name("db_notes_migrations")
 
@@ -73,9 +73,19 @@ async def hold(session: DbSession, seconds: float = 1.0) -> str:
 
 
 @router.get("/raw")
-async def raw(pool: RawPool) -> int:
-    async with pool.acquire() as connection:
-        return int(await connection.fetchval("SELECT 41 + 1"))
+async def raw(connection: RawConnection) -> int:
+    return int(await connection.fetchval("SELECT 41 + 1"))
+
+
+@router.get("/raw/hold")
+async def raw_hold(connection: RawConnection, seconds: float = 1.0) -> str:
+    await connection.execute(f"SELECT pg_sleep({float(seconds)})")
+    return "held"
+
+
+@router.get("/raw/pool-size")
+async def raw_pool_size(pool: RawPool) -> int:
+    return int(pool.get_max_size())
 
 
 @hookimpl

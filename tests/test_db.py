@@ -103,7 +103,7 @@ def test_pool_exhaustion_answers_503_not_a_hang(make: Make, db_url: str) -> None
     app = make(db_url, pool_size=1, max_overflow=0, pool_timeout=0.5, retry_after=2)
     with LiveServer(app) as server, ThreadPoolExecutor(2) as pool:
         holder = pool.submit(httpx.get, f"{server.url}/hold?seconds=3", timeout=20)
-        deadline_client = httpx.Client(timeout=10)  # a hang would fail here, not wait forever
+        deadline_client = httpx.Client(timeout=2.5)  # under the 3 s hold: waiting for it would fail
         for _ in range(200):  # wait until /hold has the only connection
             stats = deadline_client.get(f"{server.url}/health/ready").json()
             if stats["checks"]["db"].get("detail", {}).get("checked_out") == 1 or stats["status"] == "fail":
@@ -115,6 +115,21 @@ def test_pool_exhaustion_answers_503_not_a_hang(make: Make, db_url: str) -> None
     assert response.headers["retry-after"] == "2"
     assert response.json() == {"detail": "database busy: no connection available"}
     assert after.status_code == 200
+
+
+def test_raw_pool_exhaustion_answers_503_not_a_hang(make: Make, pg_url: str) -> None:
+    app = make(pg_url, pool_timeout=0.5, raw_pool={"min_size": 0, "max_size": 1})
+    with LiveServer(app) as server, ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(httpx.get, f"{server.url}/raw/hold?seconds=3", timeout=20)
+        client = httpx.Client(timeout=2.5)  # well under the 3 s hold: a wait for it would fail here
+        for _ in range(200):  # until /raw/hold has the pool's only connection
+            if client.get(f"{server.url}/raw").status_code == 503:
+                break
+        response = client.get(f"{server.url}/raw")
+        assert holder.result().status_code == 200
+        after = client.get(f"{server.url}/raw")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert after.json() == 42
 
 
 def test_database_down_gives_503_while_live_stays_200(fastplug_app_factory: Make) -> None:
@@ -213,3 +228,34 @@ def test_forked_child_does_not_reuse_the_parents_connections(make: Make, sqlite_
         os.close(read), os.close(write)
         assert engine.sync_engine.pool.checkedin() >= 1  # the parent keeps its own
     assert in_child == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgres://u@h/db", "unknown database 'postgres'"),
+        ("postgresql://u@h/db", "'postgresql' is not an async driver"),
+        ("not a url", "not a database URL"),
+    ],
+)
+def test_bad_url_is_a_settings_error(fastplug_app_factory: Make, url: str, message: str) -> None:
+    from config.errors import FastplugError
+
+    with pytest.raises(FastplugError) as caught:
+        fastplug_app_factory(plugins=["db"], db={"url": url, "pool_size": -3})
+    text = str(caught.value)
+    assert message in text
+    assert "(db.pool_size): expected an integer >= 1, got -3" in text  # reported together
+
+
+def test_relative_sqlite_path_is_beside_settings_toml(
+    fastplug_settings_file: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.bootstrap import load
+    from plugins.db.engine import db_settings
+
+    monkeypatch.chdir(tmp_path.parent)
+    settings, _ = load(
+        fastplug_settings_file, overrides={"plugins": ["db"], "db": {"url": "sqlite+aiosqlite:///./var/x.db"}}
+    )
+    assert db_settings(settings).url == f"sqlite+aiosqlite:///{fastplug_settings_file.parent / 'var' / 'x.db'}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -172,3 +173,56 @@ def test_failed_start_rolls_back_and_exits_non_zero_with_one_line(dists: FakeDis
     assert "plugin 'broken' failed to start: ConnectionRefusedError: db down" in run.stderr
     assert "Traceback" not in run.stderr
     assert events_in(run.stderr) == ["probe.start", "broken.start", "probe.stop"]
+
+
+def test_failed_start_under_gunicorn_is_one_line_too(dists: FakeDists, tmp_path: Path) -> None:
+    dists.plugin("broken", lifespan_body("broken", 'raise ConnectionRefusedError("db down")'))
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[default]\nplugins = ["health", "broken"]\n')
+    env = {k: v for k, v in dists.env().items() if not k.startswith("FASTPLUG_")}
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(MANAGE),
+            "--settings",
+            str(settings),
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(free_port()),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode != 0
+    assert "plugin 'broken' failed to start: ConnectionRefusedError: db down" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_shipped_settings_serve_every_plugin_with_no_server(tmp_path: Path) -> None:
+    """The README's first command: the shipped settings.toml, embedded defaults, all ready."""
+    shipped = MANAGE.parent / "settings.toml"
+    (tmp_path / "settings.toml").write_text(shipped.read_text())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTPLUG_")}
+    proc = subprocess.Popen(
+        [sys.executable, str(MANAGE), "--settings", str(tmp_path / "settings.toml"), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, f"{base}/health/live")
+        ready = httpx.get(f"{base}/health/ready")
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert ready.status_code == 200, ready.text
+    assert (tmp_path / "var" / "fastplug.db").exists()  # beside settings.toml, migrated at startup

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,6 +19,7 @@ from plugins.cache.settings import CacheSettings
 log = logging.getLogger("fastplug.cache")
 SERVICE = "cache"
 CREDENTIALS = (b"authorization", b"cookie")
+KEY_MEMO_SIZE = 10_000
 
 
 class _Captured:
@@ -71,6 +73,14 @@ class CacheMiddleware:
         self.lock_timeout = conf.lock_timeout
         self.max_entry_bytes = conf.max_entry_bytes
         self.prefix, self.version = conf.key_prefix, conf.key_version
+        self.key_headers = (b"host", *self.vary)
+        self._keys: dict[tuple[Any, ...], str] = {}
+
+    def _remember(self, ident: tuple[Any, ...], key: str) -> str:
+        if len(self._keys) >= KEY_MEMO_SIZE:  # bounded whatever clients send
+            self._keys.clear()
+        self._keys[ident] = key
+        return key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
@@ -88,10 +98,24 @@ class CacheMiddleware:
             cache.stats.bypass += 1
             await self.app(scope, receive, _with_header(send, b"BYPASS"))
             return
-        key = self._key(scope, headers, policy, params)
+        # The key of an exact (path, query, scheme, host, vary values) is computed once.
+        ident = (
+            scope["path"],
+            scope["query_string"],
+            scope["scheme"],
+            *[headers.get(n, b"") for n in self.key_headers],
+        )
+        key = self._keys.get(ident)
+        if key is None:
+            key = self._remember(ident, self._key(scope, headers, policy, params))
         refresh = self.client_no_cache_bypasses and b"no-cache" in headers.get(b"cache-control", b"")
         try:
-            entry = None if refresh else await cache.backend.get(key)
+            if refresh:
+                entry = None
+            elif cache.get_now is not None:  # memory: no await needed
+                entry = cache.get_now(key)
+            else:
+                entry = await cache.backend.get(key)
         except BackendUnavailable as exc:
             await self._unavailable(cache, exc, scope, receive, send)
             return

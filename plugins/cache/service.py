@@ -12,8 +12,10 @@ from fastapi.routing import APIRoute
 
 from core.cache import CachePolicy, policy_of
 from core.routes import iter_routes
-from plugins.cache.backends import Backend, BackendUnavailable
+from plugins.cache.backends import Backend, BackendUnavailable, MemoryBackend
 from plugins.cache.settings import CacheSettings
+
+MATCH_MEMO_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +93,22 @@ class Cache:
         self._candidates = candidates
         self._cached = [(i, c) for i, c in enumerate(candidates) if c.policy is not None and c.get]
         self.policies = [c.policy for _, c in self._cached if c.policy is not None]
+        self._matches: dict[str, tuple[RoutePolicy, dict[str, str]] | None] = {}
+        self.get_now = backend.get_now if isinstance(backend, MemoryBackend) else None
 
     def match(self, path: str) -> tuple[RoutePolicy, dict[str, str]] | None:
-        """The cacheable route that will serve GET ``path`` (respecting route order), if any."""
+        """The cacheable route that will serve GET ``path`` (respecting route order), if any;
+        remembered per path (bounded)."""
+        try:
+            return self._matches[path]
+        except KeyError:
+            pass
+        if len(self._matches) >= MATCH_MEMO_SIZE:
+            self._matches.clear()
+        found = self._matches[path] = self._match(path)
+        return found
+
+    def _match(self, path: str) -> tuple[RoutePolicy, dict[str, str]] | None:
         for index, candidate in self._cached:
             found = candidate.regex.match(path)
             if found is None:

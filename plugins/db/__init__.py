@@ -16,6 +16,7 @@ import pluggy
 from fastapi import FastAPI
 
 from config.settings import Settings
+from core.manager import Plugins
 from core.markers import hookimpl
 from core.specs import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
 from plugins.db import hookspecs
@@ -69,9 +70,10 @@ def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
 @hookimpl
 def check(settings: Settings) -> Any:
     async def connect() -> Sequence[CheckMessage]:
+        from plugins.db.engine import db_settings
         from plugins.db.runtime import connectivity_problem
 
-        problem = await connectivity_problem(settings.section("db", DbSettings))
+        problem = await connectivity_problem(db_settings(settings))
         if problem is None:
             return []
         return [
@@ -79,6 +81,22 @@ def check(settings: Settings) -> Any:
         ]
 
     return connect()
+
+
+@hookimpl(optionalhook=True)
+def register_metrics(registry: Any, runtime: Any) -> Any:
+    """Pool figures and queries per request for the metrics plugin (see plugins/db/metrics.py)."""
+    from plugins.db.metrics import register
+
+    return register(registry, runtime.services)
+
+
+@hookimpl
+def serve_starting(settings: Settings, plugins: Plugins, workers: int) -> None:
+    if workers > 1:  # workers starting together must not race to create the schema
+        from plugins.db.runtime import migrate_before_fork
+
+        migrate_before_fork(settings, plugins)
 
 
 @hookimpl

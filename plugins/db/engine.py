@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
+from config.settings import Settings
 from plugins.db.settings import DbSettings
 
 log = logging.getLogger("fastplug.db")
@@ -143,6 +144,20 @@ def _postgres_options(conf: DbSettings) -> dict[str, Any]:
     }
 
 
+def db_settings(settings: Settings) -> DbSettings:
+    """``[db]``, with a relative SQLite path made absolute beside settings.toml (not the
+    working directory: ``manage.py --settings ../proj/settings.toml`` finds the same file)."""
+    conf = settings.section("db", DbSettings)
+    url = make_url(conf.url)
+    if url.get_backend_name() != "sqlite" or is_memory_sqlite(url):
+        return conf
+    path = Path(url.database or "").expanduser()
+    if path.is_absolute():
+        return conf
+    absolute = url.set(database=str((settings.path.parent / path).resolve()))
+    return conf.model_copy(update={"url": absolute.render_as_string(hide_password=False)})
+
+
 def create_engine(conf: DbSettings, counter: QueryCounter) -> AsyncEngine:
     """The app's engine from ``[db]``; nothing connects until first use."""
     url = make_url(conf.url)
@@ -157,7 +172,9 @@ def create_engine(conf: DbSettings, counter: QueryCounter) -> AsyncEngine:
             "pool_timeout": conf.pool_timeout,
             "pool_recycle": conf.pool_recycle,
         }
-    engine = create_async_engine(url, echo=conf.echo, pool_pre_ping=conf.pool_pre_ping, **options)
+    engine = create_async_engine(
+        url, echo=conf.echo, pool_pre_ping=conf.pool_pre_ping, hide_parameters=not conf.echo, **options
+    )
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     counter.attach(engine)

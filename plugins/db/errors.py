@@ -21,7 +21,8 @@ def _unavailable(retry_after: int, detail: str) -> Handler:
     headers = {"Retry-After": str(retry_after)}
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("db unavailable on %s %s: %s", request.method, request.url.path, one_line(exc))
+        cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
+        log.warning("db unavailable on %s %s: %s", request.method, request.url.path, one_line(cause))
         return JSONResponse({"detail": detail}, status_code=503, headers=headers)
 
     return handle

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -14,50 +16,89 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from core.db import ENGINE, QUERIES, RAW_POOL, SESSIONMAKER
-from core.manager import one_line
+from core.db import ACQUIRE_TIMEOUT, ENGINE, QUERIES, RAW_POOL, SESSIONMAKER
+from core.manager import Plugins, one_line
 from core.runtime import Runtime
 from core.services import Services
-from plugins.db.engine import QueryCounter, create_engine, create_raw_pool, pool_stats
+from plugins.db.engine import QueryCounter, create_engine, create_raw_pool, db_settings, pool_stats
 from plugins.db.settings import DbSettings
 
 log = logging.getLogger("fastplug.db")
 POOL_STATS = "db.pool_stats"
 
 
-def _migrate(settings: Settings, app: FastAPI, connection: Any) -> None:
+MIGRATED = "FASTPLUG_DB_MIGRATED"  # set by `serve` once it migrated before forking workers
+
+
+def should_migrate(conf: DbSettings) -> bool:
+    """``auto_migrate``, or by default: SQLite (the embedded default) only."""
+    if conf.auto_migrate is not None:
+        return conf.auto_migrate
+    return make_url(conf.url).get_backend_name() == "sqlite"
+
+
+def _migrate(settings: Settings, plugins: Plugins, connection: Any) -> None:
     from plugins.db.migrations import alembic_config, upgrade
 
-    upgrade(alembic_config(settings, Runtime.of(app).plugins, connection))
+    upgrade(alembic_config(settings, plugins, connection))
+
+
+async def migrate(engine: AsyncEngine, settings: Settings, plugins: Plugins) -> None:
+    """Upgrade every branch to its head, in one transaction on ``engine``."""
+    async with engine.begin() as connection:
+        await connection.run_sync(partial(_migrate, settings, plugins))
+
+
+def migrate_before_fork(settings: Settings, plugins: Plugins) -> None:
+    """Migrate once in the serving process so that workers started together do not race."""
+    conf = db_settings(settings)
+    if not should_migrate(conf):
+        return
+
+    async def run_once() -> None:
+        plugins.call_each("register_models")
+        engine = create_engine(conf, QueryCounter())
+        try:
+            await migrate(engine, settings, plugins)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run_once())
+    os.environ[MIGRATED] = "1"
 
 
 @asynccontextmanager
 async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]:
     """Create the engine (and raw pool), migrate SQLite, yield the services, dispose all."""
-    conf = settings.section("db", DbSettings)
-    Runtime.of(app).plugins.call_each("register_models")
+    conf = db_settings(settings)
+    plugins = Runtime.of(app).plugins
+    plugins.call_each("register_models")
     counter = QueryCounter()
     engine = create_engine(conf, counter)
     raw_pool = None
     try:
-        is_sqlite = engine.dialect.name == "sqlite"
-        if conf.auto_migrate or (conf.auto_migrate is None and is_sqlite):
-            async with engine.begin() as connection:
-                await connection.run_sync(partial(_migrate, settings, app))
+        if should_migrate(conf) and os.environ.get(MIGRATED) != "1":
+            await migrate(engine, settings, plugins)
         raw_pool = await create_raw_pool(conf)
         services: dict[str, Any] = {
             ENGINE: engine,
             SESSIONMAKER: async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
             QUERIES: counter,
             POOL_STATS: partial(pool_stats, engine),
+            ACQUIRE_TIMEOUT: conf.pool_timeout,
         }
         if raw_pool is not None:  # PostgreSQL only; without it RawPool answers 503
             services[RAW_POOL] = raw_pool
         yield services
     finally:
-        if raw_pool is not None:
-            await raw_pool.close()
-        await engine.dispose()
+        try:
+            if raw_pool is not None:
+                try:  # a connection still held would make close() wait forever
+                    await asyncio.wait_for(raw_pool.close(), conf.pool_timeout)
+                except TimeoutError:
+                    raw_pool.terminate()
+        finally:
+            await engine.dispose()
 
 
 async def ping(services: Services) -> dict[str, int]:
@@ -80,7 +121,10 @@ async def connectivity_problem(conf: DbSettings) -> str | None:
         return f"invalid url: {one_line(exc)}"
     if url.get_backend_name() == "sqlite":
         return None
-    engine = create_engine(conf.model_copy(update={"pool_size": 1, "max_overflow": 0}), QueryCounter())
+    try:
+        engine = create_engine(conf.model_copy(update={"pool_size": 1, "max_overflow": 0}), QueryCounter())
+    except Exception as exc:
+        return one_line(exc)
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from config.models import PluginSettings
 
@@ -23,7 +23,10 @@ class RawPoolSettings(BaseModel):
 class DbSettings(PluginSettings):
     """The engine, its pool and migrations."""
 
-    url: str = "sqlite+aiosqlite:///./var/fastplug.db"
+    url: str = Field(
+        "sqlite+aiosqlite:///./var/fastplug.db",
+        description="an async driver URL; a relative SQLite path is relative to settings.toml",
+    )
     pool_size: int = Field(20, ge=1)
     max_overflow: int = Field(30, ge=0)
     pool_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection before answering 503")
@@ -39,3 +42,22 @@ class DbSettings(PluginSettings):
     migrations_dir: str = Field("migrations", description="the app's own Alembic versions, beside settings.toml")
     query_count_header: bool = Field(False, description="add X-DB-Queries to responses (debugging, tests)")
     retry_after: int = Field(1, ge=0, description="Retry-After seconds on a 503 from the database")
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+        examples = "use postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path.db"
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(f"not a database URL ({examples})") from None
+        try:
+            dialect = url.get_dialect()
+        except NoSuchModuleError:
+            raise ValueError(f"unknown database '{url.drivername}' ({examples})") from None
+        if not getattr(dialect, "is_async", False):
+            raise ValueError(f"'{url.drivername}' is not an async driver ({examples})")
+        return value

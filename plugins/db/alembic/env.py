@@ -14,9 +14,8 @@ from sqlalchemy import Connection, make_url, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.db import Base
-from plugins.db.engine import ensure_sqlite_dir
+from plugins.db.engine import db_settings, ensure_sqlite_dir
 from plugins.db.migrations import load_models
-from plugins.db.settings import DbSettings
 
 config = context.config
 settings = config.attributes["fastplug.settings"]
@@ -45,7 +44,7 @@ def run_with(connection: Connection) -> None:
 
 async def run_async() -> None:
     """Connect with the app's URL (NullPool: one connection, closed after)."""
-    url = make_url(settings.section("db", DbSettings).url)
+    url = make_url(db_settings(settings).url)
     ensure_sqlite_dir(url)
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
@@ -58,7 +57,7 @@ async def run_async() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=settings.section("db", DbSettings).url,
+        url=db_settings(settings).url,
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
