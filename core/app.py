@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config.errors import FastplugError, Problem
 from config.settings import Settings
@@ -98,6 +100,29 @@ def _collect(runtime: Runtime) -> tuple[list[Middleware], dict[Any, Any]]:
     return stack, handlers
 
 
+class FastplugApp(FastAPI):
+    """A FastAPI app that may run edge middleware in front of FastAPI's own entry."""
+
+    edge_stack: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self.edge_stack
+        if edge is None:
+            await FastAPI.__call__(self, scope, receive, send)
+        else:
+            await edge(scope, receive, send)
+
+
+def _edge_stack(app: FastplugApp, edge: list[tuple[str, MiddlewareSpec]]) -> ASGIApp | None:
+    """The edge middleware (outermost first) around FastAPI's own ``__call__``."""
+    if not edge:
+        return None
+    inner: ASGIApp = partial(FastAPI.__call__, app)
+    for _, spec in reversed(edge):
+        inner = spec.factory(inner, **dict(spec.options))
+    return inner
+
+
 def build_app(settings: Settings, plugins: Plugins) -> FastAPI:
     """Build the app once: middleware, handlers, lifespan, routers, then ``app_created``.
 
@@ -112,14 +137,16 @@ def build_app(settings: Settings, plugins: Plugins) -> FastAPI:
 def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     runtime = Runtime(settings=settings, plugins=plugins)
     middleware, handlers = _collect(runtime)
-    app = FastAPI(
+    edge_count = next((i for i, (_, spec) in enumerate(runtime.middleware) if not spec.edge), len(middleware))
+    app = FastplugApp(
         title=settings.core.title,
         debug=settings.core.debug,
-        middleware=middleware,
+        middleware=middleware[edge_count:],
         exception_handlers=handlers,
         lifespan=compose_lifespan(runtime),
     )
     app.state.fastplug = runtime
+    app.edge_stack = _edge_stack(app, runtime.middleware[:edge_count])
     for plugin, routers in plugins.call_each("register_routers", settings=settings):
         for router in routers:
             runtime.routes.extend((plugin, route) for route in add_router(app, router))

@@ -121,3 +121,10 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def register_routers() -> Sequence[APIRouter]:
     return [router]
+
+
+@router.get("/boom")
+@cached()
+async def boom() -> None:
+    calls["boom"] += 1
+    raise RuntimeError("handler failed")

@@ -33,8 +33,10 @@ def plugin_info() -> PluginInfo:
 def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
     from plugins.cache.middleware import CacheMiddleware
 
-    # Outside compression (200): a hit skips gzip too; inside metrics/timing (100).
-    return [MiddlewareSpec("cache", CacheMiddleware, {"conf": settings.section("cache", CacheSettings)}, priority=150)]
+    # Outside compression (200): a hit skips gzip too; inside metrics/timing (100). At the
+    # edge: a hit skips FastAPI's own per-request entry as well.
+    conf = settings.section("cache", CacheSettings)
+    return [MiddlewareSpec("cache", CacheMiddleware, {"conf": conf}, priority=150, edge=True)]
 
 
 @hookimpl

@@ -30,6 +30,7 @@ class _Captured:
         self.chunks: list[bytes] = []
         self.size = 0
         self.done = False
+        self.streamed = False
 
     @property
     def status(self) -> int:
@@ -254,8 +255,17 @@ class CacheMiddleware:
         key: str,
         policy: RoutePolicy,
     ) -> Entry | None:
-        captured = await self._capture(scope, receive, send if headers is not None else None)
-        if captured is None:  # too large: already streamed to the client, not stored
+        client_send = send if headers is not None else None
+        captured = _Captured()
+        try:
+            streamed = await self._capture(scope, receive, client_send, captured)
+        except Exception:
+            # At the edge, FastAPI's error middleware answered (500) and re-raised: pass its
+            # answer on, store nothing, and let the server log the error.
+            if client_send is not None and captured.start is not None and not captured.streamed:
+                await _forward(captured, client_send)
+            raise
+        if streamed:  # too large: already streamed to the client, not stored
             return None
         entry = None
         if _storable(captured, self.max_entry_bytes):
@@ -278,21 +288,15 @@ class CacheMiddleware:
         if entry is not None:
             await self._respond(scope, headers, entry, b"MISS", send, entry.stored_at)
         else:
-            start = dict(captured.start or {"type": "http.response.start", "status": 500})
-            start["headers"] = [*captured.headers, (b"x-cache", b"MISS")]
-            await send(start)
-            await send({"type": "http.response.body", "body": b"".join(captured.chunks)})
+            await _forward(captured, send)
         return entry
 
-    async def _capture(self, scope: Scope, receive: Receive, send: Send | None) -> _Captured | None:
-        """Run the app, recording its response. Past ``max_entry_bytes`` it is streamed to
-        ``send`` as it comes (and ``None`` returned)."""
-        captured = _Captured()
-        streaming = False
+    async def _capture(self, scope: Scope, receive: Receive, send: Send | None, captured: _Captured) -> bool:
+        """Run the app, recording its response into ``captured``. Past ``max_entry_bytes``
+        it is streamed to ``send`` as it comes instead (and True is returned)."""
 
         async def record(message: Message) -> None:
-            nonlocal streaming
-            if streaming:
+            if captured.streamed:
                 await send(message)  # type: ignore[misc]
                 return
             if message["type"] == "http.response.start":
@@ -306,14 +310,14 @@ class CacheMiddleware:
             if not message.get("more_body", False):
                 captured.done = True
             elif captured.size > self.max_entry_bytes and send is not None:
-                streaming = True
+                captured.streamed = True
                 start = dict(captured.start or {})
                 start["headers"] = [*captured.headers, (b"x-cache", b"MISS")]
                 await send(start)
                 await send({"type": "http.response.body", "body": b"".join(captured.chunks), "more_body": True})
 
         await self.app(scope, receive, record)
-        return None if streaming else captured
+        return captured.streamed
 
     def _refresh_later(self, cache: Cache, scope: Scope, key: str, policy: RoutePolicy) -> None:
         if key in cache.flights:
@@ -345,6 +349,14 @@ class CacheMiddleware:
 
 async def _discard(message: Message) -> None:
     return None
+
+
+async def _forward(captured: _Captured, send: Send) -> None:
+    """Send a recorded response as it was, labelled as a miss."""
+    start = dict(captured.start or {"type": "http.response.start", "status": 500})
+    start["headers"] = [*captured.headers, (b"x-cache", b"MISS")]
+    await send(start)
+    await send({"type": "http.response.body", "body": b"".join(captured.chunks)})
 
 
 def _with_header(send: Send, label: bytes) -> Callable[[Message], Awaitable[None]]:
