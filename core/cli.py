@@ -6,7 +6,6 @@ import asyncio
 import dataclasses
 import inspect
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,8 +63,9 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
     try:
         from core.bootstrap import load
 
-        _, plugins = load(root.params.get("settings_path"), root.params.get("env"))
-        for _plugin, result in plugins.call_each("register_commands"):
+        loaded = load(root.params.get("settings_path"), root.params.get("env"))
+        root.meta["fastplug.loaded"] = loaded  # the command reuses it: one load per run
+        for _plugin, result in loaded[1].call_each("register_commands"):
             for command in result:
                 commands[command.name or ""] = command
     except (FastplugError, PluginHookError) as exc:
@@ -99,11 +99,7 @@ class FastplugGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, settings_path: str | None, env: str | None, traceback: bool) -> None:
     """fastplug: a FastAPI app assembled from settings.toml and plugins."""
-    if settings_path:
-        os.environ["FASTPLUG_SETTINGS"] = os.path.abspath(settings_path)
-    if env:
-        os.environ["FASTPLUG_ENV"] = env
-    ctx.obj = CliContext(settings_path, env, traceback)
+    ctx.obj = CliContext(settings_path, env, traceback, ctx.meta.get("fastplug.loaded"))
 
 
 @cli.command()

@@ -12,9 +12,10 @@ other plugins import only this module (never the db plugin's internals)::
     @router.get("/widgets/{widget_id}")
     async def get_widget(widget_id: int, session: DbSession) -> WidgetOut: ...
 
-Relationships default to ``lazy="raise"``: touching an unloaded relationship is an error,
-not a hidden query per row (N+1). Load what a route needs with ``selectinload``/``joinedload``,
-or pass another ``lazy=`` strategy explicitly (``"selectin"``, ``"joined"``...).
+Relationships (and their ``backref`` side) default to ``lazy="raise"``: touching an unloaded
+relationship is an error, not a hidden query per row (N+1). Load what a route needs with
+``selectinload``/``joinedload``, or give another strategy (``"selectin"``, ``"joined"``,
+``"immediate"``...); ``lazy="select"`` is treated as the default and becomes ``"raise"``.
 """
 
 from __future__ import annotations
@@ -51,11 +52,17 @@ class Base(DeclarativeBase):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         for value in list(vars(cls).values()):
-            if isinstance(value, RelationshipProperty) and value.lazy == "select":
+            if not isinstance(value, RelationshipProperty):
+                continue
+            if value.lazy == "select":
                 # the default "select" is how N+1 queries happen (set both, as SQLAlchemy's
                 # own declarative scan does when it changes a relationship's strategy)
                 value.lazy = "raise"
                 value.strategy_key = (("lazy", "raise"),)
+            if isinstance(value.backref, str):  # the generated reverse side too
+                value.backref = (value.backref, {"lazy": "raise"})
+            elif isinstance(value.backref, tuple) and "lazy" not in value.backref[1]:
+                value.backref = (value.backref[0], {**value.backref[1], "lazy": "raise"})
         super().__init_subclass__(**kwargs)
 
 

@@ -259,3 +259,12 @@ def test_relative_sqlite_path_is_beside_settings_toml(
         fastplug_settings_file, overrides={"plugins": ["db"], "db": {"url": "sqlite+aiosqlite:///./var/x.db"}}
     )
     assert db_settings(settings).url == f"sqlite+aiosqlite:///{fastplug_settings_file.parent / 'var' / 'x.db'}"
+
+
+def test_backref_side_raises_too() -> None:
+    from db_backref import Book, Shelf
+    from sqlalchemy.orm import configure_mappers
+
+    configure_mappers()
+    assert Shelf.books.property.lazy == "raise"
+    assert Book.shelf.property.lazy == "raise"  # type: ignore[attr-defined]
