@@ -1,9 +1,10 @@
 """Throughput and latency of fastplug vs bare FastAPI vs the recipe baseline, with wrk.
 
 Each target runs as its own uvicorn process (1 worker, uvloop + httptools when
-installed) pinned to CPU 0; wrk runs pinned to CPU 1. Targets are measured
-interleaved, one round after another with the order rotated, so machine noise
-lands on all of them. Every server is stopped on exit, error or Ctrl-C.
+installed) pinned to CPU 0; wrk runs pinned to CPU 1. Every scenario (a route and the
+request headers) is measured on every target, interleaved: one round after another,
+the target order rotated, so machine noise lands on all of them. Every server is
+stopped on exit, error or Ctrl-C.
 
     /work/venv/bin/python benchmarks/run.py --duration 10 --rounds 3 --json out.json
 """
@@ -11,6 +12,7 @@ lands on all of them. Every server is stopped on exit, error or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import gzip
 import http.client
 import importlib.metadata
 import importlib.util
@@ -43,7 +45,6 @@ SERVER_CPU, CLIENT_CPU = "0", "1"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 WRK_GRACE = 30.0
-FASTPLUG_SETTINGS = '[default]\nplugins = ["health"]\n'
 REFERENCE = "bare"
 UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}
 PERCENTILES = ("50", "75", "90", "99")
@@ -55,26 +56,28 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """How to serve one app with uvicorn."""
+    """How to serve one app with uvicorn; ``settings`` is a fastplug settings.toml."""
 
     name: str
     description: str
     app: str
     app_dir: Path | None = None
     factory: bool = False
-    fastplug_settings: bool = False
+    settings: str | None = None
+
+
+def fastplug(name: str, description: str, plugins: Sequence[str], extra: str = "") -> Target:
+    """A fastplug target: the real app (``baselines/fastplug_app.py``) with ``plugins``
+    plus the ``bench`` plugin's ``GET /bench/json20k``."""
+    listed = ", ".join(f'"{p}"' for p in (*plugins, "bench"))
+    settings = f"[default]\nplugins = [{listed}]\n{extra}"
+    return Target(name, description, "fastplug_app:create", BASELINES, factory=True, settings=settings)
 
 
 TARGETS: dict[str, Target] = {
     t.name: t
     for t in (
-        Target(
-            "fastplug",
-            "fastplug, only the health plugin (core.asgi:create_app_from_env --factory)",
-            "core.asgi:create_app_from_env",
-            factory=True,
-            fastplug_settings=True,
-        ),
+        fastplug("fastplug", "fastplug, health plugin only", ["health"]),
         Target("bare", "bare FastAPI, no middleware (baselines/bare_app.py)", "bare_app:app", BASELINES),
         Target(
             "recipe",
@@ -82,8 +85,67 @@ TARGETS: dict[str, Target] = {
             "recipe_app:app",
             BASELINES,
         ),
+        fastplug(
+            "stack",
+            "fastplug, metrics + compression + health, Server-Timing on",
+            ["health", "metrics", "compression"],
+            "[default.metrics]\ntiming_header = true\n",
+        ),
+        fastplug("gzip", "fastplug, compression + health", ["health", "compression"]),
+        fastplug(
+            "stgzip",
+            "fastplug, health + Starlette GZipMiddleware(minimum_size=1000) instead of compression",
+            ["health"],
+            "[default.bench]\nstarlette_gzip = true\n",
+        ),
     )
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One request wrk repeats: a path and its headers, and the body to expect."""
+
+    name: str
+    description: str
+    path: str
+    headers: tuple[tuple[str, str], ...] = ()
+    expected: bytes = EXPECTED_BODY
+
+
+def _json20k() -> bytes:
+    sys.path.insert(0, str(BASELINES))
+    try:
+        from payload import BODY
+    finally:
+        sys.path.remove(str(BASELINES))
+    return bytes(BODY)
+
+
+GZIP_ACCEPTED = (("Accept-Encoding", "gzip"),)
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("small", "GET /health/live (15 bytes of JSON), Accept-Encoding: gzip", PATH, GZIP_ACCEPTED),
+        Scenario(
+            "json20k",
+            "GET /bench/json20k (20,283 bytes of JSON), Accept-Encoding: gzip",
+            "/bench/json20k",
+            GZIP_ACCEPTED,
+            _json20k(),
+        ),
+        Scenario("plain", "GET /health/live, no Accept-Encoding (the first figure's request)", PATH),
+    )
+}
+
+# (scenario, target, against, goal): the issue's targets, reported as ratios of req/s
+COMPARISONS = (
+    ("small", "stack", "bare", 0.85),
+    ("small", "stack", "recipe", 4.0),
+    ("small", "gzip", "fastplug", 0.97),
+    ("json20k", "gzip", "stgzip", 1.15),
+    ("json20k", "stack", "recipe", None),
+)
 
 
 @dataclass(slots=True)
@@ -95,10 +157,9 @@ class Server:
     port: int
     log: Path
 
-    @property
-    def url(self) -> str:
-        """The benchmarked URL on this server."""
-        return f"http://{HOST}:{self.port}{PATH}"
+    def url(self, path: str = PATH) -> str:
+        """A URL on this server."""
+        return f"http://{HOST}:{self.port}{path}"
 
     def log_tail(self, lines: int = 15) -> str:
         """The last lines the server printed, for error messages."""
@@ -116,6 +177,7 @@ class WrkResult:
     requests: int
     errors: int
     non_2xx: int
+    transfer_per_request: float | None = None
 
 
 @dataclass(slots=True)
@@ -123,6 +185,7 @@ class Summary:
     """One target over all rounds: medians, spread and ratios to the reference."""
 
     name: str
+    scenario: str
     rps: list[float]
     rps_median: float
     latency_ms: dict[str, float]
@@ -170,10 +233,10 @@ def server_command(target: Target, port: int, pin: bool) -> list[str]:
 
 def server_env(target: Target, workdir: Path) -> dict[str, str]:
     """The environment without stray ``FASTPLUG_*`` variables; fastplug gets its own settings file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTPLUG_")}
-    if target.fastplug_settings:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTPLUG_", "PROMETHEUS_MULTIPROC"))}
+    if target.settings is not None:
         settings = workdir / "settings.toml"
-        settings.write_text(FASTPLUG_SETTINGS)
+        settings.write_text(target.settings)
         env["FASTPLUG_SETTINGS"] = str(settings)
         env["FASTPLUG_ENV"] = "development"
     return env
@@ -220,7 +283,25 @@ def wait_ready(server: Server, timeout: float = READY_TIMEOUT) -> None:
         if probe(server):
             return
         time.sleep(0.1)
-    raise BenchError(f"{server.target.name} did not answer {server.url} within {timeout:g}s:\n{server.log_tail()}")
+    raise BenchError(f"{server.target.name} did not answer {server.url()} within {timeout:g}s:\n{server.log_tail()}")
+
+
+def check_scenario(server: Server, scenario: Scenario) -> str:
+    """Send the scenario's request once; the body (decoded) must be the expected one.
+    Returns how it came back, e.g. ``gzip, 4,665 bytes``."""
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=5.0)
+    try:
+        conn.request("GET", scenario.path, headers=dict(scenario.headers))
+        response = conn.getresponse()
+        raw, encoding = response.read(), response.getheader("content-encoding", "")
+    except OSError as exc:
+        raise BenchError(f"{server.target.name}: GET {scenario.path} failed: {exc}") from exc
+    finally:
+        conn.close()
+    body = gzip.decompress(raw) if encoding == "gzip" else raw
+    if response.status != 200 or body != scenario.expected:
+        raise BenchError(f"{server.target.name}: GET {scenario.path} answered {response.status} {body[:80]!r}")
+    return f"{encoding or 'identity'}, {len(raw):,} bytes"
 
 
 def stop_server(server: Server) -> None:
@@ -290,20 +371,31 @@ def parse_wrk(text: str) -> WrkResult:
         raise BenchError(f"wrk printed no latency distribution (is --latency passed?):\n{text}")
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    transfer = re.search(r"^Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)", text, re.M)
+    per_request = None
+    if transfer is not None and float(rps.group(1)) > 0:
+        scale = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[transfer.group(2)]
+        per_request = round(float(transfer.group(1)) * scale / float(rps.group(1)), 1)
     return WrkResult(
         rps=float(rps.group(1)),
         latency_ms=latency,
         requests=int(total.group(1)),
         errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        transfer_per_request=per_request,
     )
 
 
-def run_wrk(url: str, duration: int, connections: int, threads: int, pin: bool) -> WrkResult:
+def run_wrk(
+    url: str, duration: int, connections: int, threads: int, pin: bool, headers: Sequence[tuple[str, str]] = ()
+) -> WrkResult:
     """One wrk run against ``url`` (127.0.0.1 only), bounded by a timeout."""
     if not url.startswith(f"http://{HOST}:"):
         raise BenchError(f"refusing to send traffic to {url}: only {HOST} is allowed")
-    cmd = [*pinned(CLIENT_CPU, pin), "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url]
+    cmd = [*pinned(CLIENT_CPU, pin), "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in headers:
+        cmd += ["-H", f"{name}: {value}"]
+    cmd.append(url)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + WRK_GRACE, check=False)
     except subprocess.TimeoutExpired as exc:
@@ -322,39 +414,47 @@ def schedule(names: Sequence[str], rounds: int) -> list[list[str]]:
     return [[*names[r % n :], *names[: r % n]] for r in range(rounds)]
 
 
-def measure(server: Server, args: argparse.Namespace, pin: bool) -> WrkResult:
+def measure(server: Server, scenario: Scenario, args: argparse.Namespace, pin: bool) -> WrkResult:
     """Warm the server up, then drive it with wrk; fail if it died meanwhile."""
+    url = server.url(scenario.path)
     if args.warmup > 0:
-        run_wrk(server.url, args.warmup, args.connections, args.threads, pin)
-    result = run_wrk(server.url, args.duration, args.connections, args.threads, pin)
+        run_wrk(url, args.warmup, args.connections, args.threads, pin, scenario.headers)
+    result = run_wrk(url, args.duration, args.connections, args.threads, pin, scenario.headers)
     if server.proc.poll() is not None:
         raise BenchError(f"{server.target.name} died during the run:\n{server.log_tail()}")
     return result
 
 
-def run_rounds(servers: dict[str, Server], args: argparse.Namespace, pin: bool) -> dict[str, list[WrkResult]]:
-    """Every target once per round, in rotated order; progress goes to stderr."""
-    results: dict[str, list[WrkResult]] = {name: [] for name in servers}
+Results = dict[str, dict[str, list[WrkResult]]]  # scenario -> target -> one run per round
+
+
+def run_rounds(
+    servers: dict[str, Server], scenarios: Sequence[Scenario], args: argparse.Namespace, pin: bool
+) -> Results:
+    """Per round, every scenario on every target in rotated order; progress goes to stderr."""
+    results: Results = {s.name: {name: [] for name in servers} for s in scenarios}
     for number, order in enumerate(schedule(list(servers), args.rounds), start=1):
-        for name in order:
-            result = measure(servers[name], args, pin)
-            results[name].append(result)
-            print(
-                f"round {number}/{args.rounds}  {name:<9} {result.rps:>10,.0f} req/s  "
-                f"p50 {result.latency_ms['p50']:.2f} ms  p99 {result.latency_ms['p99']:.2f} ms",
-                file=sys.stderr,
-                flush=True,
-            )
+        for scenario in scenarios:
+            for name in order:
+                result = measure(servers[name], scenario, args, pin)
+                results[scenario.name][name].append(result)
+                print(
+                    f"round {number}/{args.rounds}  {scenario.name:<8} {name:<9} {result.rps:>10,.0f} req/s  "
+                    f"p50 {result.latency_ms['p50']:.2f} ms  p99 {result.latency_ms['p99']:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return results
 
 
-def summarize(results: dict[str, list[WrkResult]], reference: str = REFERENCE) -> list[Summary]:
+def summarize(results: dict[str, list[WrkResult]], scenario: str = "", reference: str = REFERENCE) -> list[Summary]:
     """Median req/s and latency per target, and ratios to ``reference`` when measured."""
     summaries = []
     for name, runs in results.items():
         summaries.append(
             Summary(
                 name=name,
+                scenario=scenario,
                 rps=[r.rps for r in runs],
                 rps_median=statistics.median(r.rps for r in runs),
                 latency_ms={k: statistics.median(r.latency_ms[k] for r in runs) for k in runs[0].latency_ms},
@@ -373,12 +473,61 @@ def summarize(results: dict[str, list[WrkResult]], reference: str = REFERENCE) -
 # --- reporting --------------------------------------------------------------------
 
 
-def table(summaries: Sequence[Summary]) -> str:
+def markdown(rows: list[list[str]]) -> str:
+    """A fixed-width text table (also valid Markdown); ``rows[0]`` is the header."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def comparisons(results: Results) -> list[dict[str, Any]]:
+    """The issue's ratios that this run measured: medians and per-round ratios."""
+    out = []
+    for scenario, target, against, goal in COMPARISONS:
+        runs = results.get(scenario, {})
+        if target not in runs or against not in runs:
+            continue
+        a, b = [r.rps for r in runs[target]], [r.rps for r in runs[against]]
+        ratio = statistics.median(a) / statistics.median(b)
+        out.append(
+            {
+                "scenario": scenario,
+                "target": target,
+                "against": against,
+                "ratio": ratio,
+                "per_round": [x / y for x, y in zip(a, b, strict=True)],
+                "goal": goal,
+                "met": None if goal is None else ratio >= goal,
+            }
+        )
+    return out
+
+
+def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The comparisons as a table."""
+    head = ["scenario", "ratio of req/s", "median", "per round", "goal", "met"]
+    body = [
+        [
+            c["scenario"],
+            f"{c['target']} / {c['against']}",
+            f"{c['ratio']:.3f}",
+            " ".join(f"{r:.3f}" for r in c["per_round"]),
+            "-" if c["goal"] is None else f">= {c['goal']:g}",
+            "-" if c["met"] is None else ("yes" if c["met"] else "NO"),
+        ]
+        for c in rows
+    ]
+    return markdown([head, *body])
+
+
+def table(summaries: Sequence[Summary], results: dict[str, list[WrkResult]] | None = None) -> str:
     """A fixed-width text table (also valid Markdown)."""
     head = ["target", "req/s (median)", "req/s min-max", "p50 ms", "p90 ms", "p99 ms", "req/s / bare", "p99 / bare"]
-    head += ["per-round req/s / bare", "errors"]
+    head += ["per-round req/s / bare", "bytes/resp", "errors"]
     rows = [head]
     for s in summaries:
+        transfer = [r.transfer_per_request for r in (results or {}).get(s.name, []) if r.transfer_per_request]
         lat = s.latency_ms
         rows.append(
             [
@@ -391,13 +540,11 @@ def table(summaries: Sequence[Summary]) -> str:
                 "-" if s.rps_ratio is None else f"{s.rps_ratio:.3f}",
                 "-" if s.p99_ratio is None else f"{s.p99_ratio:.3f}",
                 " ".join(f"{r:.3f}" for r in s.paired_ratios) or "-",
+                f"{statistics.median(transfer):,.0f}" if transfer else "-",
                 str(s.errors),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown(rows)
 
 
 def versions() -> dict[str, str]:
@@ -423,6 +570,7 @@ def metadata(args: argparse.Namespace, pin: bool) -> dict[str, Any]:
         "params": {k: getattr(args, k) for k in ("duration", "rounds", "warmup", "connections", "threads")},
         "versions": versions(),
         "targets": {name: TARGETS[name].description for name in args.targets},
+        "scenarios": {name: SCENARIOS[name].description for name in args.scenarios},
     }
 
 
@@ -435,12 +583,18 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
-def report(summaries: Sequence[Summary], results: dict[str, list[WrkResult]], meta: dict[str, Any]) -> dict[str, Any]:
+def report(
+    summaries: dict[str, list[Summary]], results: Results, compared: list[dict[str, Any]], meta: dict[str, Any]
+) -> dict[str, Any]:
     """Everything as one JSON-able dict."""
     return {
         **meta,
-        "summary": [asdict(s) for s in summaries],
-        "runs": {name: [asdict(r) for r in runs] for name, runs in results.items()},
+        "summary": {scenario: [asdict(s) for s in rows] for scenario, rows in summaries.items()},
+        "comparisons": compared,
+        "runs": {
+            scenario: {name: [asdict(r) for r in runs] for name, runs in by_target.items()}
+            for scenario, by_target in results.items()
+        },
     }
 
 
@@ -456,12 +610,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
     parser.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, from {', '.join(TARGETS)}")
+    parser.add_argument(
+        "--scenarios",
+        default="small,json20k",
+        help=f"comma-separated, from {', '.join(SCENARIOS)} (default small,json20k)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    args.targets = list(dict.fromkeys(t.strip() for t in args.targets.split(",") if t.strip()))
-    unknown = [t for t in args.targets if t not in TARGETS]
-    if unknown or not args.targets:
-        parser.error(f"unknown target(s) {', '.join(unknown) or '(none)'}; known: {', '.join(TARGETS)}")
+    for option, known in (("targets", TARGETS), ("scenarios", SCENARIOS)):
+        chosen = list(dict.fromkeys(t.strip() for t in getattr(args, option).split(",") if t.strip()))
+        unknown = [t for t in chosen if t not in known]
+        if unknown or not chosen:
+            parser.error(f"unknown {option} {', '.join(unknown) or '(none)'}; known: {', '.join(known)}")
+        setattr(args, option, chosen)
     if args.rounds < 1 or args.duration < 1 or args.warmup < 0 or args.connections < args.threads or args.threads < 1:
         parser.error("need --rounds >= 1, --duration >= 1, --warmup >= 0 and --connections >= --threads >= 1")
     return args
@@ -481,27 +642,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not pin:
         print("warning: taskset or a second CPU is missing; server and wrk are not pinned", file=sys.stderr)
     raise_on_sigterm()
+    scenarios = [SCENARIOS[name] for name in args.scenarios]
+    answers: dict[str, dict[str, str]] = {}
     try:
         with (
             tempfile.TemporaryDirectory(prefix="fastplug-bench-") as tmp,
             running([TARGETS[t] for t in args.targets], Path(tmp), pin) as servers,
         ):
-            results = run_rounds(servers, args, pin)
+            for scenario in scenarios:
+                answers[scenario.name] = {name: check_scenario(srv, scenario) for name, srv in servers.items()}
+            results = run_rounds(servers, scenarios, args, pin)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130
-    summaries = summarize(results)
+    summaries = {name: summarize(by_target, name) for name, by_target in results.items()}
+    compared = comparisons(results)
     meta = metadata(args, pin)
     print(f"\n{meta['date']}  {meta['machine']['cpus']} CPUs ({meta['machine']['cpu']})  {meta['command']}")
     print(f"{meta['server']}; wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency")
-    print(table(summaries))
+    for scenario in scenarios:
+        print(f"\n{scenario.name}: {scenario.description}")
+        print(table(summaries[scenario.name], results[scenario.name]))
+        print("  answers: " + "; ".join(f"{n}: {a}" for n, a in answers[scenario.name].items()))
+    if compared:
+        print("\n" + comparison_table(compared))
+    print()
     for name in args.targets:
         print(f"  {name}: {TARGETS[name].description}")
     if args.json:
-        args.json.write_text(json.dumps(report(summaries, results, meta), indent=2) + "\n")
+        meta["answers"] = answers
+        args.json.write_text(json.dumps(report(summaries, results, compared, meta), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

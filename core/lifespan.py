@@ -13,7 +13,6 @@ from fastapi import FastAPI
 
 from core.manager import PluginHookError, one_line
 from core.runtime import Runtime
-from core.services import Services
 
 log = logging.getLogger("fastplug.lifespan")
 
@@ -55,7 +54,8 @@ def compose_lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncConte
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        services = runtime.services = Services()
+        services = runtime.services  # one object for the app's life: collectors may hold it
+        services.clear()
         runtime.started = []
         runtime.startup_error = None
         async with AsyncExitStack() as stack:

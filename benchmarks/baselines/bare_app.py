@@ -5,11 +5,14 @@ health plugin does per request (``plugins/health/routes.py``): return pre-encode
 bytes in a ``Response`` with ``media_type="application/json"``, so fastplug/bare
 measures only what fastplug's core adds around the same handler.
 
+``GET /bench/json20k`` returns the ~20 KB JSON page of ``payload.py`` the same way.
+
 Run: ``uvicorn --app-dir benchmarks/baselines bare_app:app``.
 """
 
 from fastapi import FastAPI
 from fastapi.responses import Response
+from payload import BODY, PATH
 
 LIVE = b'{"status":"ok"}'
 
@@ -20,3 +23,9 @@ app = FastAPI(title="bare")
 async def live() -> Response:
     """Liveness: the same bytes and headers as fastplug's ``GET /health/live``."""
     return Response(LIVE, media_type="application/json")
+
+
+@app.get(PATH)
+async def json20k() -> Response:
+    """The ~20 KB JSON body, pre-encoded (as every target serves it)."""
+    return Response(BODY, media_type="application/json")

@@ -7,7 +7,8 @@ not ``on_event``) but otherwise as the article shows it, mistakes included:
 * a ``BaseHTTPMiddleware`` ``ProfilingMiddleware`` that observes a latency
   ``Histogram`` and counts requests in a ``Counter``, both labelled with the raw
   ``request.url.path``, and sets ``X-Process-Time``;
-* ``GET /health/live`` doing the same work as fastplug's health plugin, and
+* ``GET /health/live`` doing the same work as fastplug's health plugin,
+  ``GET /bench/json20k`` (the ~20 KB JSON body of ``payload.py``), and
   ``GET /metrics`` for Prometheus.
 
 Self-contained on purpose. The database pool, Redis cache and Celery parts of the
@@ -23,6 +24,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import Response
+from payload import BODY, PATH
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware
 
@@ -61,6 +63,11 @@ def add_routes(app: FastAPI) -> None:
     async def live() -> Response:
         """Liveness: the same bytes and headers as fastplug's ``GET /health/live``."""
         return Response(LIVE, media_type="application/json")
+
+    @app.get(PATH)
+    async def json20k() -> Response:
+        """The ~20 KB JSON body, pre-encoded (as every target serves it)."""
+        return Response(BODY, media_type="application/json")
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
