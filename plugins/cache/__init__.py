@@ -82,6 +82,14 @@ def register_health_checks() -> Sequence[HealthCheck]:
     return [HealthCheck("cache", _health)]
 
 
+@hookimpl(optionalhook=True)
+def register_metrics(registry: Any, runtime: Any) -> None:
+    """Hit/miss/stale/bypass counters and backend errors (metrics plugin)."""
+    from plugins.cache.metrics import CacheCollector
+
+    registry.register(CacheCollector(runtime.services))
+
+
 @hookimpl
 def check(settings: Settings) -> Sequence[CheckMessage]:
     conf = settings.section("cache", CacheSettings)
