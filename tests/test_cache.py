@@ -120,7 +120,9 @@ def test_credentials_keyed_never_leak_across_users(make: Make) -> None:
         anonymous = client.get("/me")
     assert [a.json()["user"] for a in answers] == ["Bearer alice", "Bearer bob", "Bearer alice", "Bearer bob"]
     assert [a.headers["x-cache"] for a in answers] == ["MISS", "MISS", "HIT", "HIT"]
+    assert answers[2].headers["cache-control"] == "private, max-age=60"
     assert anonymous.json() == {"user": None}
+    assert anonymous.headers["cache-control"] == "public, max-age=60"
     assert cache_shop.calls["me"] == 3
 
 

@@ -275,7 +275,9 @@ class CacheMiddleware:
                 b"".join(captured.chunks),
                 policy.ttl,
                 policy.stale,
-                policy.cache_control,
+                _private(policy.cache_control)
+                if headers and any(h in headers for h in CREDENTIALS)
+                else policy.cache_control,
                 self.vary_header,
             )
             try:
@@ -345,6 +347,12 @@ class CacheMiddleware:
         task = asyncio.get_running_loop().create_task(refresh())
         cache.background.add(task)
         task.add_done_callback(cache.background.discard)
+
+
+def _private(cache_control: bytes) -> bytes:
+    """A response cached per credential must not be stored by shared caches downstream."""
+    parts = [p.strip() for p in cache_control.split(b",") if p.strip() not in (b"public", b"private")]
+    return b", ".join([b"private", *(p for p in parts if not p.startswith(b"s-maxage"))])
 
 
 async def _discard(message: Message) -> None:
