@@ -108,19 +108,22 @@ def ensure_sqlite_dir(url: URL) -> None:
         Path(url.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_options(url: URL, conf: DbSettings) -> dict[str, Any]:
-    if is_memory_sqlite(url):
-        # one shared in-memory database: every connection must be the same one
-        return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
-    ensure_sqlite_dir(url)
+def _pool_options(conf: DbSettings) -> dict[str, Any]:
     return {
         "poolclass": CountingQueuePool,
         "pool_size": conf.pool_size,
         "max_overflow": conf.max_overflow,
         "pool_timeout": conf.pool_timeout,
         "pool_recycle": conf.pool_recycle,
-        "connect_args": {"timeout": conf.connect_timeout},
     }
+
+
+def _sqlite_options(url: URL, conf: DbSettings) -> dict[str, Any]:
+    if is_memory_sqlite(url):
+        # one shared in-memory database: every connection must be the same one
+        return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    ensure_sqlite_dir(url)
+    return {**_pool_options(conf), "connect_args": {"timeout": conf.connect_timeout}}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -135,11 +138,7 @@ def _postgres_options(conf: DbSettings) -> dict[str, Any]:
     if conf.statement_timeout_ms:
         server_settings["statement_timeout"] = str(conf.statement_timeout_ms)
     return {
-        "poolclass": CountingQueuePool,
-        "pool_size": conf.pool_size,
-        "max_overflow": conf.max_overflow,
-        "pool_timeout": conf.pool_timeout,
-        "pool_recycle": conf.pool_recycle,
+        **_pool_options(conf),
         "connect_args": {"timeout": conf.connect_timeout, "server_settings": server_settings},
     }
 
@@ -166,12 +165,7 @@ def create_engine(conf: DbSettings, counter: QueryCounter) -> AsyncEngine:
     elif is_postgres(url):
         options = _postgres_options(conf)
     else:
-        options = {
-            "pool_size": conf.pool_size,
-            "max_overflow": conf.max_overflow,
-            "pool_timeout": conf.pool_timeout,
-            "pool_recycle": conf.pool_recycle,
-        }
+        options = {k: v for k, v in _pool_options(conf).items() if k != "poolclass"}
     engine = create_async_engine(
         url, echo=conf.echo, pool_pre_ping=conf.pool_pre_ping, hide_parameters=not conf.echo, **options
     )
