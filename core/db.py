@@ -85,6 +85,20 @@ DbSession = Annotated[AsyncSession, Depends(_session, scope="function")]
 """An ``AsyncSession`` per request (``expire_on_commit=False``): committed when the handler
 returns, rolled back if it raises, closed before the response is sent."""
 
+async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    try:
+        maker: async_sessionmaker[AsyncSession] = conn.scope["state"][SESSIONMAKER]
+    except KeyError:
+        raise ServiceMissing("no database session: is the db plugin enabled and started?") from None
+    async with maker() as session:
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
+DbReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
+"""A session for handlers that only read: autocommit, so no BEGIN/COMMIT round trips
+around the queries (one round trip for one query). Writes through it are not atomic."""
+
 DbEngine = service(ENGINE, AsyncEngine)
 """The app's ``AsyncEngine``."""
 

@@ -13,7 +13,7 @@ from sqlalchemy import ForeignKey, String, func, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import PluginInfo, hookimpl
-from core.db import Base, DbSession, RawConnection, RawPool
+from core.db import Base, DbReadSession, DbSession, RawConnection, RawPool
 
 MIGRATIONS = Path(__file__).with_name("db_notes_migrations")
 
@@ -62,6 +62,11 @@ async def create_then_fail(body: NoteIn, session: DbSession) -> None:
 
 @router.get("/notes/count")
 async def count_notes(session: DbSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Note)) or 0)
+
+
+@router.get("/notes/count-read")
+async def count_notes_read_only(session: DbReadSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Note)) or 0)
 
 

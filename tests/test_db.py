@@ -55,6 +55,14 @@ def test_session_commits_on_success_and_rolls_back_on_error(make: Make, db_url: 
     assert count == 1
 
 
+def test_read_only_session_reads_without_a_transaction(make: Make, db_url: str) -> None:
+    with TestClient(make(db_url, query_count_header=True)) as client:
+        client.post("/notes", json=NOTE)
+        read = client.get("/notes/count-read")
+    assert read.json() == 1
+    assert read.headers["x-db-queries"] == "1"
+
+
 def test_sessions_do_not_expire_on_commit(make: Make, db_url: str) -> None:
     app = make(db_url)
     with TestClient(app) as client:

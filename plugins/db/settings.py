@@ -31,7 +31,8 @@ class DbSettings(PluginSettings):
     max_overflow: int = Field(30, ge=0)
     pool_timeout: float = Field(5.0, gt=0, description="seconds to wait for a connection before answering 503")
     pool_recycle: int = Field(1800, ge=-1, description="seconds before a connection is replaced (-1: never)")
-    pool_pre_ping: bool = True
+    pool_pre_ping: bool = Field(True, description="replace connections the server closed before they are used")
+    pre_ping_idle: float = Field(10.0, ge=0, description="also ping connections idle longer than this, seconds")
     connect_timeout: float = Field(5.0, gt=0)
     statement_timeout_ms: int | None = Field(30_000, ge=1, description="PostgreSQL statement_timeout")
     echo: bool = False
