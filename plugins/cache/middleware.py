@@ -94,6 +94,7 @@ class CacheMiddleware:
             return
         assert cache is not None
         policy, params = matched
+        scope["route"] = policy.route  # as routing would: metrics label hits by route template
         headers = dict(scope["headers"])  # duplicate header names: the last wins, as for routing
         if not self.keyed_credentials and any(h in headers for h in CREDENTIALS):
             cache.stats.bypass += 1

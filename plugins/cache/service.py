@@ -24,6 +24,7 @@ class RoutePolicy:
 
     name: str
     template: str
+    route: Any  # the route object, put in scope["route"] on a hit (metrics label by it)
     ttl: float
     stale: float
     tags: tuple[str, ...]
@@ -68,6 +69,7 @@ def _resolve(conf: CacheSettings, route: APIRoute) -> RoutePolicy | None:
     return RoutePolicy(
         name=route.name,
         template=route.path,
+        route=route,
         ttl=ttl,
         stale=policy.stale_while_revalidate
         if policy.stale_while_revalidate is not None
