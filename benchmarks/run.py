@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +66,10 @@ class Target:
     settings: str | None = None
 
 
+ORM_DB = "[default.db]\npool_size = 10\nmax_overflow = 0\nraw_pool = { enabled = false }\n"
+RAW_DB = "[default.db]\npool_size = 1\nmax_overflow = 0\nraw_pool = { min_size = 10, max_size = 10 }\n"
+
+
 def fastplug(name: str, description: str, plugins: Sequence[str], extra: str = "") -> Target:
     """A fastplug target: the real app (``baselines/fastplug_app.py``) with ``plugins``
     plus the ``bench`` plugin's ``GET /bench/json20k``."""
@@ -98,6 +102,29 @@ TARGETS: dict[str, Target] = {
             ["health"],
             "[default.bench]\nstarlette_gzip = true\n",
         ),
+        # issue 3: one row by primary key on PostgreSQL (--scenarios row). Pools of 10 like
+        # bare's, so that every server's connections fit PostgreSQL's max_connections (100).
+        fastplug("orm", "fastplug, db plugin: ORM session per request (DbSession)", ["health", "db"], ORM_DB),
+        fastplug(
+            "read",
+            "fastplug, db plugin: read-only ORM session (DbReadSession)",
+            ["health", "db"],
+            ORM_DB + '[default.bench]\nrow = "read"\n',
+        ),
+        fastplug(
+            "raw",
+            "fastplug, db plugin: raw asyncpg pool (RawConnection)",
+            ["health", "db"],
+            RAW_DB + '[default.bench]\nrow = "raw"\n',
+        ),
+        # issue 4: a cache hit (--scenarios cached); the "fastplug" target serves it uncached
+        fastplug("memhit", "fastplug, cache plugin, memory backend", ["health", "cache"]),
+        fastplug(
+            "redishit",
+            "fastplug, cache plugin, Redis backend",
+            ["health", "redis", "cache"],
+            '[default.redis]\nurl = "redis://127.0.0.1:6379/0"\n[default.cache]\nbackend = "redis"\n',
+        ),
     )
 }
 
@@ -111,6 +138,54 @@ class Scenario:
     path: str
     headers: tuple[tuple[str, str], ...] = ()
     expected: bytes = EXPECTED_BODY
+
+
+def _bench_data() -> Any:
+    sys.path.insert(0, str(BASELINES))
+    try:
+        import bench_data
+    finally:
+        sys.path.remove(str(BASELINES))
+    return bench_data
+
+
+BENCH = _bench_data()
+ROW_PATH, ROW_BODY = BENCH.ROW_PATH, BENCH.ROW_BODY
+CACHED_PATH, CACHED_BODY = BENCH.CACHED_PATH, BENCH.CACHED_BODY
+PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@contextmanager
+def bench_database() -> Iterator[str]:
+    """A fresh PostgreSQL database seeded with ``bench_items``, dropped afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"fastplug_bench_{os.getpid()}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    async def seed(dsn: str) -> None:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(BENCH.SCHEMA)
+            await connection.copy_records_to_table("bench_items", records=BENCH.rows())
+        finally:
+            await connection.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        asyncio.run(seed(dsn))
+        yield dsn
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _json20k() -> bytes:
@@ -135,6 +210,10 @@ SCENARIOS: dict[str, Scenario] = {
             _json20k(),
         ),
         Scenario("plain", "GET /health/live, no Accept-Encoding (the first figure's request)", PATH),
+        Scenario("row", "GET /bench/row/1: one PostgreSQL row by primary key", ROW_PATH, (), ROW_BODY),
+        Scenario(
+            "cached", "GET /bench/cached: a small JSON item, cached where a cache is on", CACHED_PATH, (), CACHED_BODY
+        ),
     )
 }
 
@@ -235,10 +314,12 @@ def server_env(target: Target, workdir: Path) -> dict[str, str]:
     """The environment without stray ``FASTPLUG_*`` variables; fastplug gets its own settings file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTPLUG_", "PROMETHEUS_MULTIPROC"))}
     if target.settings is not None:
-        settings = workdir / "settings.toml"
+        settings = workdir / f"{target.name}.toml"
         settings.write_text(target.settings)
         env["FASTPLUG_SETTINGS"] = str(settings)
         env["FASTPLUG_ENV"] = "development"
+        if "BENCH_PG_DSN" in env:  # the db plugin reads the seeded database
+            env["FASTPLUG_DB__URL"] = env["BENCH_PG_DSN"].replace("postgresql://", "postgresql+asyncpg://", 1)
     return env
 
 
@@ -633,6 +714,19 @@ def can_pin() -> bool:
     return shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
 
 
+@contextmanager
+def _environ(name: str, value: str | None) -> Iterator[None]:
+    """``os.environ[name] = value`` for the block (nothing when ``value`` is None)."""
+    if value is None:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the table; optionally write JSON."""
     args = parse_args(argv)
@@ -646,6 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     answers: dict[str, dict[str, str]] = {}
     try:
         with (
+            bench_database() if "row" in args.scenarios else nullcontext() as dsn,
+            _environ("BENCH_PG_DSN", dsn),
             tempfile.TemporaryDirectory(prefix="fastplug-bench-") as tmp,
             running([TARGETS[t] for t in args.targets], Path(tmp), pin) as servers,
         ):

@@ -85,6 +85,7 @@ DbSession = Annotated[AsyncSession, Depends(_session, scope="function")]
 """An ``AsyncSession`` per request (``expire_on_commit=False``): committed when the handler
 returns, rolled back if it raises, closed before the response is sent."""
 
+
 async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     try:
         maker: async_sessionmaker[AsyncSession] = conn.scope["state"][SESSIONMAKER]
@@ -103,29 +104,52 @@ DbEngine = service(ENGINE, AsyncEngine)
 """The app's ``AsyncEngine``."""
 
 
-def _raw_pool_type() -> Any:
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover - asyncpg is a dependency of the db plugin
-        return object
-    return asyncpg.Pool
+class BoundedPool:
+    """The raw ``asyncpg.Pool`` with every acquire bounded by ``[db] pool_timeout``: an
+    exhausted pool raises ``TimeoutError`` (answered 503 + Retry-After by core), never hangs.
+
+    ``fetch``/``fetchrow``/``fetchval``/``execute`` take a connection for one statement,
+    like the pool's own; ``acquire()`` for several; ``pool`` is the asyncpg pool itself.
+    """
+
+    __slots__ = ("pool", "timeout")
+
+    def __init__(self, pool: Any, timeout: float) -> None:
+        self.pool, self.timeout = pool, timeout
+
+    def acquire(self) -> Any:
+        """``async with pool.acquire() as connection:``."""
+        return self.pool.acquire(timeout=self.timeout)
+
+    async def fetch(self, query: str, *args: Any) -> Any:
+        async with self.pool.acquire(timeout=self.timeout) as connection:
+            return await connection.fetch(query, *args)
+
+    async def fetchrow(self, query: str, *args: Any) -> Any:
+        async with self.pool.acquire(timeout=self.timeout) as connection:
+            return await connection.fetchrow(query, *args)
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.pool.acquire(timeout=self.timeout) as connection:
+            return await connection.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self.pool.acquire(timeout=self.timeout) as connection:
+            return str(await connection.execute(query, *args))
 
 
-RawPool = service(RAW_POOL, _raw_pool_type())
-"""The raw ``asyncpg.Pool`` (PostgreSQL only; 503 when there is none). Prefer
-:data:`RawConnection`, which waits at most ``[db] pool_timeout`` for a connection."""
-
-ACQUIRE_TIMEOUT = "db.acquire_timeout"
+RawPool = service(RAW_POOL, BoundedPool)
+"""The raw asyncpg pool for hot paths, acquires bounded by ``[db] pool_timeout``
+(PostgreSQL only; 503 when there is none)."""
 
 
 async def _raw_connection(conn: HTTPConnection) -> AsyncIterator[Any]:
-    state = conn.scope["state"]
     try:
-        pool = state[RAW_POOL]
+        pool: BoundedPool = conn.scope["state"][RAW_POOL]
     except KeyError:
         raise ServiceMissing("no raw database pool: is the db plugin enabled with a PostgreSQL url?") from None
     # a TimeoutError here is answered 503 + Retry-After by core, never a hang
-    async with pool.acquire(timeout=state.get(ACQUIRE_TIMEOUT)) as connection:
+    async with pool.acquire() as connection:
         yield connection
 
 

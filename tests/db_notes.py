@@ -88,9 +88,9 @@ async def raw_hold(connection: RawConnection, seconds: float = 1.0) -> str:
     return "held"
 
 
-@router.get("/raw/pool-size")
-async def raw_pool_size(pool: RawPool) -> int:
-    return int(pool.get_max_size())
+@router.get("/raw/pooled")
+async def raw_pooled(pool: RawPool) -> int:
+    return int(await pool.fetchval("SELECT 40 + 2"))
 
 
 @hookimpl

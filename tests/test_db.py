@@ -186,6 +186,7 @@ def test_recovers_from_killed_connections_without_an_error(make: Make, pg_url: s
     with TestClient(make(pg_url)) as client:
         assert client.get("/notes/count").status_code == 200
         assert client.get("/raw").json() == 42
+        assert client.get("/raw/pooled").json() == 42
         assert asyncio.run(_terminate_backends(database)) >= 2  # the engine's and the raw pool's
         # the very next requests succeed: pre-ping replaces the engine's dead connection,
         # asyncpg's pool notices its closed ones

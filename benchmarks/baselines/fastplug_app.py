@@ -1,6 +1,8 @@
 """The fastplug benchmark targets: the real app from ``$FASTPLUG_SETTINGS``, plus a ``bench``
 plugin that declares ``GET /bench/json20k`` (and, when ``[bench] starlette_gzip = true``,
-Starlette's ``GZipMiddleware`` in the compression band, for a like-for-like comparison).
+Starlette's ``GZipMiddleware`` in the compression band, for a like-for-like comparison),
+``GET /bench/cached`` (marked ``@cached``: a hit when the cache plugin is on) and, with the
+db plugin, ``GET /bench/row/{id}`` read as ``[bench] row`` says.
 
 Run: ``uvicorn --app-dir benchmarks/baselines --factory fastplug_app:create``.
 """
@@ -8,23 +10,79 @@ Run: ``uvicorn --app-dir benchmarks/baselines --factory fastplug_app:create``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Literal
 
+from bench_data import CACHED_PATH, ITEM
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from payload import BODY, PATH
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.orm import Mapped, mapped_column
 
 from config.models import PluginSettings
 from config.settings import Settings
 from core.app import create_app
 from core.asgi import freeze
+from core.cache import cached
+from core.db import Base, DbReadSession, DbSession, RawPool
 from core.markers import hookimpl
 from core.specs import MiddlewareSpec, PluginInfo
 
 
 class BenchSettings(PluginSettings):
-    """``[bench]``: swap fastplug's compression for Starlette's."""
+    """``[bench]``: swap fastplug's compression for Starlette's; how ``/bench/row`` reads."""
 
     starlette_gzip: bool = False
+    row: Literal["orm", "read", "raw"] = "orm"
+
+
+class BenchItem(Base):
+    __tablename__ = "bench_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    price: Mapped[float]
+    in_stock: Mapped[bool]
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    price: float
+    in_stock: bool
+
+
+class CachedItem(BaseModel):
+    id: int
+    name: str
+    price: float
+    tags: list[str]
+
+
+def db_router(mode: str) -> APIRouter:
+    """``GET /bench/row/{id}`` through the ORM session, the read-only session or the raw pool."""
+    router = APIRouter()
+    if mode == "raw":
+
+        @router.get("/bench/row/{item_id}")
+        async def raw_row(item_id: int, pool: RawPool) -> dict[str, Any]:
+            # the handler bare FastAPI runs, on fastplug's raw pool dependency
+            record = await pool.fetchrow("SELECT id, name, price, in_stock FROM bench_items WHERE id = $1", item_id)
+            return dict(record)
+
+    elif mode == "read":
+
+        @router.get("/bench/row/{item_id}")
+        async def read_row(item_id: int, session: DbReadSession) -> ItemOut:
+            return ItemOut.model_validate(await session.get(BenchItem, item_id))
+
+    else:
+
+        @router.get("/bench/row/{item_id}")
+        async def orm_row(item_id: int, session: DbSession) -> ItemOut:
+            return ItemOut.model_validate(await session.get(BenchItem, item_id))
+
+    return router
 
 
 class BenchPlugin:
@@ -35,14 +93,22 @@ class BenchPlugin:
         return PluginInfo(name="bench", settings=BenchSettings)
 
     @hookimpl
-    def register_routers(self) -> Sequence[APIRouter]:
+    def register_routers(self, settings: Settings) -> Sequence[APIRouter]:
         router = APIRouter()
 
         @router.get(PATH)
         async def json20k() -> Response:
             return Response(BODY, media_type="application/json")
 
-        return [router]
+        @router.get(CACHED_PATH)
+        @cached(ttl=600, tags=["bench"])
+        async def cached_item() -> CachedItem:
+            return CachedItem.model_validate(ITEM)
+
+        routers = [router]
+        if "db" in settings.plugins:
+            routers.append(db_router(settings.section("bench", BenchSettings).row))
+        return routers
 
     @hookimpl
     def register_middleware(self, settings: Settings) -> Sequence[MiddlewareSpec]:

@@ -11,21 +11,31 @@ not ``on_event``) but otherwise as the article shows it, mistakes included:
   ``GET /bench/json20k`` (the ~20 KB JSON body of ``payload.py``), and
   ``GET /metrics`` for Prometheus.
 
-Self-contained on purpose. The database pool, Redis cache and Celery parts of the
-article go into the marked sections (lifespan resources, routes) in later issues.
+Self-contained on purpose. Its database part (SQLAlchemy session per request, ``GET
+/bench/row/{id}``) and Redis cache decorator (``GET /bench/cached``) are the article's;
+the Celery part comes with the tasks benchmarks.
 
 Run: ``uvicorn --app-dir benchmarks/baselines recipe_app:app``.
 """
 
+import functools
+import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request
+import redis.asyncio as redis
+from bench_data import CACHED_PATH, ITEM, pg_dsn
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import Response
 from payload import BODY, PATH
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from starlette.middleware.base import BaseHTTPMiddleware
 
 LIVE = b'{"status":"ok"}'
@@ -48,11 +58,67 @@ class ProfilingMiddleware(BaseHTTPMiddleware):
         return response
 
 
-# --- resources: pools and clients opened once (DB, Redis, HTTP: later issues) --
+# --- resources: the article's pools, opened once ---------------------------------
+class Base(DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "bench_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    price: Mapped[float]
+    in_stock: Mapped[bool]
+
+
+class ItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+    id: int
+    name: str
+    price: float
+    in_stock: bool
+
+
+resources: dict[str, Any] = {}
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the article's pools at startup and close them at shutdown (none yet)."""
+    """The article's engine (pool_size=20, max_overflow=30, pool_pre_ping) and Redis client."""
+    if pg_dsn():
+        url = pg_dsn().replace("postgresql://", "postgresql+asyncpg://", 1)
+        engine = create_async_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
+        resources["sessionmaker"] = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    resources["redis"] = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     yield
+    await resources.pop("redis").aclose()
+    if "sessionmaker" in resources:
+        await resources.pop("sessionmaker").kw["bind"].dispose()
+
+
+async def get_db() -> AsyncIterator[AsyncSession]:
+    """The article's session-per-request dependency."""
+    async with resources["sessionmaker"]() as session:
+        yield session
+
+
+def cache(ttl: int = 60, key_prefix: str = "cache") -> Callable[..., Any]:
+    """The article's Redis decorator, as written (``hash()`` keys, ``if cached:``, json)."""
+
+    def decorator(func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(func)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = f"{key_prefix}:{func.__name__}:{hash(str(args) + str(kwargs))}"
+            cached = await resources["redis"].get(key)
+            if cached:
+                return json.loads(cached)
+            result = await func(*args, **kwargs)
+            await resources["redis"].setex(key, ttl, json.dumps(result))
+            return result
+
+        return wrapper
+
+    return decorator
 
 
 # --- routes --------------------------------------------------------------------
@@ -68,6 +134,17 @@ def add_routes(app: FastAPI) -> None:
     async def json20k() -> Response:
         """The ~20 KB JSON body, pre-encoded (as every target serves it)."""
         return Response(BODY, media_type="application/json")
+
+    @app.get(CACHED_PATH)
+    @cache(ttl=600, key_prefix="recipe-bench")
+    async def cached_item() -> dict[str, Any]:
+        """The article's cached read: a hit is a Redis GET + json.loads, then FastAPI's JSON."""
+        return dict(ITEM)
+
+    @app.get("/bench/row/{item_id}", response_model=ItemOut)
+    async def row(item_id: int, db: AsyncSession = Depends(get_db)) -> Any:
+        """One row by primary key through a session per request, as the article does."""
+        return await db.get(Item, item_id)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from core.db import ACQUIRE_TIMEOUT, ENGINE, QUERIES, RAW_POOL, SESSIONMAKER
+from core.db import ENGINE, QUERIES, RAW_POOL, SESSIONMAKER, BoundedPool
 from core.manager import Plugins, one_line
 from core.runtime import Runtime
 from core.services import Services
@@ -85,10 +85,9 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
             SESSIONMAKER: async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
             QUERIES: counter,
             POOL_STATS: partial(pool_stats, engine),
-            ACQUIRE_TIMEOUT: conf.pool_timeout,
         }
         if raw_pool is not None:  # PostgreSQL only; without it RawPool answers 503
-            services[RAW_POOL] = raw_pool
+            services[RAW_POOL] = BoundedPool(raw_pool, conf.pool_timeout)
         yield services
     finally:
         try:
