@@ -128,6 +128,28 @@ TARGETS: dict[str, Target] = {
     )
 }
 
+# issue 6: a request that enqueues a task, on PostgreSQL + RabbitMQ, no worker consuming.
+# Opt-in (needs RabbitMQ): --targets tasks --scenarios task_none,task_outbox,task_delay,task_blocking
+TASKS_SETTINGS = """[default]
+plugins = ["health", "db", "tasks", "bench", "benchtasks"]
+[default.db]
+url = "postgresql+asyncpg://postgres@127.0.0.1:5432/fastplug_bench_tasks"
+auto_migrate = true
+[default.tasks]
+broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+embedded_worker = false
+task_default_queue = "fastplug-bench-tasks"
+"""
+TARGETS["tasks"] = Target(
+    "tasks",
+    "fastplug, db + tasks (PostgreSQL, RabbitMQ; no worker) (baselines/tasks_app.py)",
+    "tasks_app:create",
+    BASELINES,
+    factory=True,
+    settings=TASKS_SETTINGS,
+)
+OPT_IN_TARGETS = {"tasks"}
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -216,6 +238,15 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     )
 }
+TASK_BODY = b'{"queued":true}'
+for _name, _what in (
+    ("none", "no task"),
+    ("outbox", "await tasks.enqueue(session, ...) (outbox row, relayed after commit)"),
+    ("delay", "await tasks.delay(...) (published in a thread, with a timeout)"),
+    ("blocking", "task.delay(...) on the event loop (the recipe's way)"),
+):
+    _path = f"/bench/task/{_name}"
+    SCENARIOS[f"task_{_name}"] = Scenario(f"task_{_name}", f"GET {_path}: an order row + {_what}", _path, (), TASK_BODY)
 
 # (scenario, target, against, goal): the issue's targets, reported as ratios of req/s
 COMPARISONS = (
@@ -690,7 +721,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="whole seconds of wrk before each run (default 2)")
     parser.add_argument("--connections", type=int, default=64, help="wrk -c (default 64)")
     parser.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
-    parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, from {', '.join(TARGETS)}")
+    parser.add_argument(
+        "--targets",
+        default=",".join(t for t in TARGETS if t not in OPT_IN_TARGETS),
+        help=f"comma-separated, from {', '.join(TARGETS)}",
+    )
     parser.add_argument(
         "--scenarios",
         default="small,json20k",

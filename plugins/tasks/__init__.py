@@ -1,0 +1,95 @@
+"""tasks plugin: Celery from settings.toml, tasks from every plugin, no lost tasks.
+
+Services: ``tasks`` (a :class:`~plugins.tasks.queue.TaskQueue`: ``await tasks.enqueue(session,
+"orders.confirm", order_id)`` writes an outbox row in the request's transaction; ``await
+tasks.delay(...)`` publishes now, best-effort), ``tasks.celery`` (the Celery app) and
+``tasks.metrics`` (sent, succeeded, failed, retried, outbox backlog). Plugins define tasks
+with the ``register_tasks(celery_app)`` hook. The embedded default (``memory://``) runs a
+worker in the server process; ``manage.py worker`` runs a real one. celery is imported only
+when the plugin is enabled and an app is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import click
+import pluggy
+from fastapi import FastAPI
+
+from config.settings import Settings
+from core.markers import hookimpl
+from core.services import Services
+from core.specs import HealthCheck, PluginInfo
+from plugins.tasks import hookspecs
+from plugins.tasks.settings import TasksSettings
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(
+        name="tasks",
+        settings=TasksSettings,
+        after=("db", "redis"),
+        description="Celery tasks from every plugin: embedded worker, manage.py worker, transactional outbox",
+    )
+
+
+@hookimpl
+def add_hookspecs(pm: pluggy.PluginManager) -> None:
+    pm.add_hookspecs(hookspecs)
+
+
+@hookimpl
+def lifespan(app: FastAPI, settings: Settings, services: Services) -> AbstractAsyncContextManager[dict[str, Any]]:
+    from plugins.tasks.service import run
+
+    return run(app, settings, services)
+
+
+@hookimpl
+def register_health_checks() -> Sequence[HealthCheck]:
+    from plugins.tasks.service import health
+
+    return [HealthCheck("tasks", health)]
+
+
+@hookimpl
+def check(settings: Settings) -> Any:
+    from plugins.tasks.service import checks
+
+    return checks(settings)
+
+
+@hookimpl
+def register_commands() -> Sequence[click.Command]:
+    from plugins.tasks.cli import beat_command, worker_command
+
+    return [worker_command, beat_command]
+
+
+@hookimpl(optionalhook=True)
+def register_models() -> Sequence[type]:
+    """The outbox table (db plugin)."""
+    from plugins.tasks.models import OutboxMessage
+
+    return [OutboxMessage]
+
+
+@hookimpl(optionalhook=True)
+def register_migrations() -> Path:
+    """The outbox table's Alembic branch, ``tasks`` (db plugin)."""
+    return MIGRATIONS
+
+
+@hookimpl(optionalhook=True)
+def register_metrics(registry: Any, runtime: Any) -> None:
+    """``tasks_*_total`` counters and ``tasks_outbox_backlog`` (metrics plugin)."""
+    from plugins.tasks.prometheus import TaskCollector
+
+    registry.register(TaskCollector(runtime))

@@ -1,0 +1,119 @@
+"""``[tasks]`` settings (and the ``[tasks.celery]`` pass-through, checked against Celery's keys)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from config.models import PluginSettings
+
+MEMORY_BROKER = "memory://"
+
+# Celery settings [tasks] sets itself: the pass-through table must not fight them.
+OWN_KEYS = {
+    "broker_url": "broker_url",
+    "result_backend": "result_backend",
+    "task_default_queue": "task_default_queue",
+    "task_acks_late": "acks_late",
+    "task_reject_on_worker_lost": "task_reject_on_worker_lost",
+    "task_cls": "",
+}
+
+
+def _scheme(url: str) -> str:
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise ValueError("expected a URL such as amqp://user:password@host:5672// or redis://host:6379/0")
+    return scheme
+
+
+class TasksSettings(PluginSettings):
+    """Celery from settings: broker, results, the embedded worker, publishing and the outbox."""
+
+    broker_url: str = Field(
+        MEMORY_BROKER,
+        description="memory:// (in-process, with the embedded worker), amqp://..., redis://...",
+    )
+    result_backend: str | None = Field(
+        None, description="where results go (redis://..., rpc://); default: in memory with memory://, else none"
+    )
+    embedded_worker: bool | None = Field(
+        None, description="run a worker in the server process, off the event loop (default: with memory:// only)"
+    )
+    embedded_concurrency: int = Field(2, ge=1, le=64, description="threads of the embedded worker")
+    task_default_queue: str = Field("fastplug", min_length=1)
+    acks_late: bool = Field(True, description="acknowledge after the task ran: a killed worker's task is redelivered")
+    task_reject_on_worker_lost: bool = True
+    visibility_timeout: float = Field(
+        3600.0, gt=0, description="Redis/SQS: seconds before an unacknowledged task is delivered again"
+    )
+    publish_timeout: float = Field(5.0, gt=0, description="seconds a publish may take before the caller gives up")
+    outbox: bool | None = Field(None, description="transactional outbox (default: on when the db plugin is enabled)")
+    outbox_relay_interval: float = Field(1.0, gt=0, description="seconds between relay polls")
+    outbox_batch_size: int = Field(100, ge=1, le=10_000)
+    outbox_retention: float = Field(
+        7 * 86400.0, ge=0, description="seconds a done outbox row is kept (its idempotency key with it)"
+    )
+    celery: dict[str, Any] = Field(default_factory=dict, description="other Celery settings, by their lowercase name")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_transport(cls, value: str) -> str:
+        scheme = _scheme(value)
+        if value == MEMORY_BROKER:
+            return value
+        from kombu.transport import TRANSPORT_ALIASES
+
+        if scheme.split("+")[0] not in TRANSPORT_ALIASES:
+            close = difflib.get_close_matches(scheme, list(TRANSPORT_ALIASES), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "e.g. amqp, redis, rediss, sqs, memory"
+            raise ValueError(f"unknown broker transport '{scheme}' ({hint})")
+        return value
+
+    @field_validator("result_backend")
+    @classmethod
+    def _known_backend(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from celery.app.backends import BACKEND_ALIASES
+
+        name = _scheme(value).split("+")[0]
+        if name not in BACKEND_ALIASES:
+            close = difflib.get_close_matches(name, list(BACKEND_ALIASES), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "e.g. redis, rpc, db+postgresql, cache+memory"
+            raise ValueError(f"unknown result backend '{name}' ({hint})")
+        return value
+
+    @field_validator("celery")
+    @classmethod
+    def _celery_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            return value
+        from celery.app.defaults import DEFAULTS
+
+        for key in value:
+            if key in OWN_KEYS:
+                own = OWN_KEYS[key]
+                raise ValueError(f"'{key}' is set by [tasks] {own}" if own else f"'{key}' is fastplug's")
+            if key not in DEFAULTS:
+                close = difflib.get_close_matches(key.lower(), list(DEFAULTS), n=1)
+                hint = f"did you mean '{close[0]}'?" if close else "see Celery's configuration reference"
+                raise ValueError(f"'{key}' is not a Celery setting; {hint}")
+        return value
+
+    @property
+    def is_memory(self) -> bool:
+        """True for the in-process broker (only the server's embedded worker sees it)."""
+        return self.broker_url.startswith("memory://")
+
+    @property
+    def runs_embedded(self) -> bool:
+        """Whether the server runs a worker in-process."""
+        return self.is_memory if self.embedded_worker is None else self.embedded_worker
+
+
+def outbox_enabled(conf: TasksSettings, plugins: list[str]) -> bool:
+    """``[tasks] outbox``, by default on when the db plugin is enabled."""
+    return ("db" in plugins) if conf.outbox is None else conf.outbox
