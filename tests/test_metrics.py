@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -26,8 +25,9 @@ from prometheus_client.core import GaugeMetricFamily
 from config.errors import FastplugError
 from core import PluginInfo, hookimpl
 from core.runtime import Runtime
+from core.testing import require_tool
 from tests.helpers_plugins import FakeDists
-from tests.test_serve import MANAGE, free_port, stop, wait_ready
+from tests.test_serve import serve_process, stop, wait_ready
 
 Make = Callable[..., FastAPI]
 LOOPBACK = ("127.0.0.1", 50000)
@@ -243,19 +243,8 @@ def test_db_pool_and_queries_per_request(fastplug_app_factory: Make, sqlite_url:
     assert set(series(text, "db_pool_waiters")) == {""}
 
 
-def require_promtool() -> str:
-    """promtool's path; skip without it, except under CI=true where that is a failure."""
-    path = shutil.which("promtool")
-    if path:
-        return path
-    reason = "promtool is not installed (Debian: apt-get install prometheus)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: the exposition must be checked)", pytrace=False)
-    pytest.skip(reason)
-
-
 def test_exposition_passes_promtool(fastplug_app_factory: Make, sqlite_url: str) -> None:
-    promtool = require_promtool()
+    promtool = require_tool("promtool")
     app = fastplug_app_factory(
         plugins=["health", "db", "metrics", "routes"],
         extra_plugins={"routes": Routes()},
@@ -339,17 +328,7 @@ def test_serve_with_two_workers_sums_every_worker(dists: FakeDists, tmp_path: Pa
     settings.write_text(
         f'[default]\nplugins = ["health", "metrics", "probe"]\n[default.metrics]\nmultiprocess_dir = "{directory}"\n'
     )
-    port = free_port()
-    env = {k: v for k, v in dists.env().items() if not k.startswith(("FASTPLUG_", "PROMETHEUS_"))}
-    proc = subprocess.Popen(
-        [sys.executable, str(MANAGE), "--settings", str(settings), "serve", "--port", str(port), "--workers", "2"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve_process(settings, dists.env(), "--workers", "2")
     try:
         wait_ready(proc, f"{base}/health/live")
         assert not (directory / "counter_999999.db").exists()  # wiped at start

@@ -75,20 +75,26 @@ def dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeDists
     fake.cleanup()
 
 
-def start(dists: FakeDists, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    settings = tmp_path / "settings.toml"
-    settings.write_text('[default]\nplugins = ["health", "probe"]\n')
+def serve_process(settings: Path, env: dict[str, str], *args: str) -> tuple[subprocess.Popen[str], str]:
+    """``manage.py --settings SETTINGS serve --port <free> ARGS`` as a subprocess (no stray
+    ``FASTPLUG_*``/``PROMETHEUS_*`` variables); returns it and its base URL."""
     port = free_port()
-    env = {k: v for k, v in dists.env().items() if not k.startswith("FASTPLUG_")}
+    clean = {k: v for k, v in env.items() if not k.startswith(("FASTPLUG_", "PROMETHEUS_"))}
     proc = subprocess.Popen(
         [sys.executable, str(MANAGE), "--settings", str(settings), "serve", "--port", str(port), *args],
-        cwd=tmp_path,
-        env=env,
+        cwd=settings.parent,
+        env=clean,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     return proc, f"http://127.0.0.1:{port}"
+
+
+def start(dists: FakeDists, tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[default]\nplugins = ["health", "probe"]\n')
+    return serve_process(settings, dists.env(), *args)
 
 
 def events_in(stderr: str) -> list[str]:
@@ -207,17 +213,7 @@ def test_shipped_settings_serve_every_plugin_with_no_server(tmp_path: Path) -> N
     """The README's first command: the shipped settings.toml, embedded defaults, all ready."""
     shipped = MANAGE.parent / "settings.toml"
     (tmp_path / "settings.toml").write_text(shipped.read_text())
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTPLUG_")}
-    proc = subprocess.Popen(
-        [sys.executable, str(MANAGE), "--settings", str(tmp_path / "settings.toml"), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    proc, base = serve_process(tmp_path / "settings.toml", dict(os.environ))
     try:
         wait_ready(proc, f"{base}/health/live")
         ready = httpx.get(f"{base}/health/ready")
