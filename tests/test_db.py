@@ -188,7 +188,10 @@ def test_recovers_from_killed_connections_without_an_error(make: Make, pg_url: s
         assert client.get("/raw").json() == 42
         assert client.get("/raw/pooled").json() == 42
         assert asyncio.run(_terminate_backends(database)) >= 2  # the engine's and the raw pool's
-        # the very next requests succeed: pre-ping replaces the engine's dead connection,
+        for _ in range(500):  # pg_terminate_backend only signals: wait until the backends are gone
+            if asyncio.run(_connections_to(database)) == 0:
+                break
+        # the very next requests succeed: the engine replaces its closed connections at checkout,
         # asyncpg's pool notices its closed ones
         assert client.get("/notes/count").status_code == 200
         assert client.get("/raw").json() == 42
