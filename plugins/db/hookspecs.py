@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from core.markers import hookspec
+
+if TYPE_CHECKING:
+    from config.settings import Settings
+    from core.seeding import Seeder
 
 
 @hookspec
@@ -19,3 +24,9 @@ def register_models() -> Sequence[type | ModuleType] | None:
 def register_migrations() -> str | Path | None:
     """Return the directory of this plugin's Alembic revision files (one branch per
     plugin, labelled with the plugin's name)."""
+
+
+@hookspec
+def register_seeders(settings: Settings) -> Sequence[Seeder] | None:
+    """Return :class:`core.seeding.Seeder` objects filling this plugin's tables for
+    ``manage.py db seed`` (their click options join the command; ``after`` orders them)."""
