@@ -64,18 +64,21 @@ class Target:
     app_dir: Path | None = None
     factory: bool = False
     settings: str | None = None
+    database: str | None = None  # "domain": the db plugin reads the seeded domain database
 
 
 ORM_DB = "[default.db]\npool_size = 10\nmax_overflow = 0\nraw_pool = { enabled = false }\n"
 RAW_DB = "[default.db]\npool_size = 1\nmax_overflow = 0\nraw_pool = { min_size = 10, max_size = 10 }\n"
 
 
-def fastplug(name: str, description: str, plugins: Sequence[str], extra: str = "") -> Target:
+def fastplug(
+    name: str, description: str, plugins: Sequence[str], extra: str = "", database: str | None = None
+) -> Target:
     """A fastplug target: the real app (``baselines/fastplug_app.py``) with ``plugins``
     plus the ``bench`` plugin's ``GET /bench/json20k``."""
     listed = ", ".join(f'"{p}"' for p in (*plugins, "bench"))
     settings = f"[default]\nplugins = [{listed}]\n{extra}"
-    return Target(name, description, "fastplug_app:create", BASELINES, factory=True, settings=settings)
+    return Target(name, description, "fastplug_app:create", BASELINES, True, settings, database)
 
 
 TARGETS: dict[str, Target] = {
@@ -150,6 +153,65 @@ TARGETS["tasks"] = Target(
 )
 OPT_IN_TARGETS = {"tasks"}
 
+# issue 7: serialize once (--scenarios list20k,products) and the domain routes on PostgreSQL
+# seeded with `manage.py db seed` (--scenarios user,user_orders). Pools of 10 (production's
+# raw pool size) except the recipe's 20 + 30; no cache on the domain routes.
+DOMAIN_DB = """[default.db]
+pool_size = 10
+max_overflow = 0
+statement_timeout_ms = 30000
+raw_pool = { min_size = 2, max_size = 10 }
+"""
+DOMAIN_PLUGINS = ("health", "db", "users", "products", "orders", "tasks")
+ISSUE7_TARGETS = (
+    Target(
+        "fastapi",
+        "FastAPI default response-model path: handlers return dicts / ORM rows (baselines/fastapi_app.py)",
+        "fastapi_app:app",
+        BASELINES,
+    ),
+    Target(
+        "fastapi_models",
+        "FastAPI default path, the handler returns prebuilt Page models (not re-validated)",
+        "fastapi_app:models_app",
+        BASELINES,
+    ),
+    fastplug("serialize", "fastplug, core.serialize from prebuilt Page models, per request", ["health"]),
+    fastplug(
+        "serialize_dicts",
+        "fastplug, core.serialize from the dicts (TypedDict adapter, no validation), per request",
+        ["health"],
+        '[default.bench]\nlist20k = "dicts"\n',
+    ),
+    Target(
+        "rawjson", "raw ASGI app, json.dumps per request, no framework (baselines/raw_app.py)", "raw_app:app", BASELINES
+    ),
+    fastplug(
+        "fp_products",
+        "fastplug products plugin, cache plugin off (the serializer effect)",
+        ["health", "db", "products"],
+        DOMAIN_DB,
+        "domain",
+    ),
+    fastplug(
+        "fp_cached",
+        "fastplug products plugin + cache plugin on Redis (what users get: hits)",
+        ["health", "db", "redis", "cache", "products"],
+        DOMAIN_DB + '[default.redis]\nurl = "redis://127.0.0.1:6379/0"\n'
+        '[default.cache]\nbackend = "redis"\nkey_prefix = "fastplug-bench:cache"\n',
+        "domain",
+    ),
+    fastplug(
+        "fp_domain",
+        "fastplug users/products/orders plugins on PostgreSQL, no cache",
+        DOMAIN_PLUGINS,
+        DOMAIN_DB + '[default.tasks]\nbroker_url = "memory://"\nembedded_worker = false\n',
+        "domain",
+    ),
+)
+TARGETS.update({t.name: t for t in ISSUE7_TARGETS})
+OPT_IN_TARGETS.update(t.name for t in ISSUE7_TARGETS)
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -159,7 +221,15 @@ class Scenario:
     description: str
     path: str
     headers: tuple[tuple[str, str], ...] = ()
-    expected: bytes = EXPECTED_BODY
+    expected: bytes | None = EXPECTED_BODY  # None: every target must answer the same JSON
+    targets: tuple[str, ...] | None = None  # the targets that serve it (None: all)
+    reference: str = REFERENCE  # ratios are to this target
+    random_ids: bool = False  # ``path`` has ``%d``: wrk picks a seeded user id per request
+    count_queries: bool = False  # count the database round trips per request first
+
+    def serves(self, target: str) -> bool:
+        """True when ``target`` serves this scenario."""
+        return self.targets is None or target in self.targets
 
 
 def _bench_data() -> Any:
@@ -210,6 +280,170 @@ def bench_database() -> Iterator[str]:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@dataclass(frozen=True, slots=True)
+class DomainDb:
+    """The seeded domain database: its DSN, the user id range and how it was seeded."""
+
+    dsn: str
+    ids: tuple[int, int]
+    seeded_by: str
+    counts: dict[str, int]
+
+
+DOMAIN_TABLES = ("users", "products", "orders", "order_items")
+
+
+def _admin(statement: str, *args: Any, fetch: bool = False) -> Any:
+    """One statement on the admin database (``$BENCH_PG_ADMIN``)."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> Any:
+        connection = await asyncpg.connect(PG_ADMIN_DSN)
+        try:
+            return await (connection.fetchval if fetch else connection.execute)(statement, *args)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def _manage(settings: Path, *command: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """``manage.py --settings FILE ...`` in a clean environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTPLUG_")}
+    env["FASTPLUG_ENV"] = "development"
+    cmd = [sys.executable, "manage.py", "--settings", str(settings), *command]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def seed_signature(args: argparse.Namespace) -> str:
+    """What a reused database must have been seeded with."""
+    return f"fastplug-bench users={args.seed_users} products={args.seed_products} opu={args.seed_orders_per_user}"
+
+
+@contextmanager
+def domain_database(args: argparse.Namespace, workdir: Path) -> Iterator[DomainDb]:
+    """A PostgreSQL database migrated (``manage.py db upgrade``) and seeded (``manage.py db
+    seed``, or the built-in seeder); dropped afterwards unless ``--domain-db`` names one to keep."""
+    name = args.domain_db or f"fastplug_bench_domain_{os.getpid()}"
+    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
+    settings = workdir / "domain-seed.toml"
+    plugins = ", ".join(f'"{p}"' for p in DOMAIN_PLUGINS)
+    settings.write_text(
+        f'[default]\nplugins = [{plugins}]\n[default.db]\nurl = "{_async_url(dsn)}"\nauto_migrate = false\n'
+        '[default.tasks]\nbroker_url = "memory://"\nembedded_worker = false\n'
+    )
+    exists = _admin("SELECT 1 FROM pg_database WHERE datname = $1", name, fetch=True)
+    comment = exists and _admin(
+        "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1", name, fetch=True
+    )
+    try:
+        if comment == seed_signature(args):
+            seeded_by = "reused"
+            print(f"domain database {name}: reusing ({comment})", file=sys.stderr, flush=True)
+        else:
+            if exists:
+                _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+            _admin(f'CREATE DATABASE "{name}"')
+            done = _manage(settings, "db", "upgrade")
+            if done.returncode != 0:
+                raise BenchError(f"manage.py db upgrade failed:\n{done.stdout}{done.stderr}")
+            seeded_by = seed(args, settings, dsn)
+            if args.domain_db:
+                _admin(f"COMMENT ON DATABASE \"{name}\" IS '{seed_signature(args)}'")
+        ids, counts = _domain_counts(dsn)
+        print(f"domain database {name}: {counts} (seeded by {seeded_by})", file=sys.stderr, flush=True)
+        yield DomainDb(dsn, ids, seeded_by, counts)
+    finally:
+        if not args.domain_db:
+            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed(args: argparse.Namespace, settings: Path, dsn: str) -> str:
+    """``manage.py db seed`` (the shipped seeders); the built-in one if asked, or if that
+    command does not exist yet and ``--seed auto``. Returns which one ran."""
+    if args.seed in ("auto", "manage"):
+        sizes = ["--users", str(args.seed_users), "--products", str(args.seed_products)]
+        sizes += ["--orders-per-user", str(args.seed_orders_per_user)]
+        started = time.monotonic()
+        done = _manage(settings, "db", "seed", *sizes)
+        if done.returncode == 0:
+            print(f"manage.py db seed: {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+            return "manage.py db seed " + " ".join(sizes)
+        missing = "No such command" in done.stderr
+        if args.seed == "manage" or not missing:
+            raise BenchError(f"manage.py db seed failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        print("warning: manage.py db seed does not exist yet; using the built-in seeder", file=sys.stderr)
+    import asyncio
+
+    asyncio.run(builtin_seed(dsn, args.seed_users, args.seed_products, args.seed_orders_per_user))
+    return "built-in seeder (benchmarks/run.py)"
+
+
+async def builtin_seed(dsn: str, users: int, products: int, orders_per_user: int) -> None:
+    """Deterministic rows in the migrated tables with COPY: 1-4 items per order."""
+    import random
+    from datetime import timedelta
+    from decimal import Decimal
+
+    import asyncpg
+
+    rng = random.Random(7)
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    words = ["steel", "oak", "linen", "copper", "matte", "compact", "deluxe", "classic", "rugged", "portable"]
+    categories = ("tools", "garden", "kitchen", "office", "outdoor")
+    prices = [Decimal(rng.randrange(100, 50_000)) / 100 for _ in range(products)]
+    product_rows = [
+        (i, f"SKU-{i:08d}", " ".join(rng.sample(words, 3)).title(), " ".join(rng.choices(words, k=12)),
+         categories[i % 5], prices[i - 1], rng.randrange(0, 500), now - timedelta(days=i % 365), now)
+        for i in range(1, products + 1)
+    ]  # fmt: skip
+    user_rows = [(i, f"user{i}@example.com", f"User {i}", now - timedelta(minutes=i)) for i in range(1, users + 1)]
+    order_rows, item_rows = [], []
+    for order_id in range(1, users * orders_per_user + 1):
+        lines = []
+        for _ in range(rng.randint(1, 4)):
+            product = rng.randrange(1, products + 1)
+            lines.append((len(item_rows) + len(lines) + 1, order_id, product, rng.randint(1, 3), prices[product - 1]))
+        item_rows += lines
+        total = sum((q * price for *_, q, price in lines), Decimal(0))
+        user = (order_id - 1) // orders_per_user + 1
+        order_rows.append((order_id, user, "placed", total, now - timedelta(hours=order_id % 1000)))
+    connection = await asyncpg.connect(dsn)
+    try:
+        for table, rows in zip(DOMAIN_TABLES, (user_rows, product_rows, order_rows, item_rows), strict=True):
+            await connection.copy_records_to_table(table, records=rows)
+            await connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {len(rows)})")
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+def _domain_counts(dsn: str) -> tuple[tuple[int, int], dict[str, int]]:
+    """The lowest and highest user id, and the rows per table."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> tuple[tuple[int, int], dict[str, int]]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            low, high = await connection.fetchrow("SELECT min(id), max(id) FROM users")
+            counts = {t: await connection.fetchval(f"SELECT count(*) FROM {t}") for t in DOMAIN_TABLES}
+        finally:
+            await connection.close()
+        if low is None:
+            raise BenchError("the seeded domain database has no users")
+        return (int(low), int(high)), counts
+
+    return asyncio.run(run())
+
+
+def _async_url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
 def _json20k() -> bytes:
     sys.path.insert(0, str(BASELINES))
     try:
@@ -248,6 +482,54 @@ for _name, _what in (
     _path = f"/bench/task/{_name}"
     SCENARIOS[f"task_{_name}"] = Scenario(f"task_{_name}", f"GET {_path}: an order row + {_what}", _path, (), TASK_BODY)
 
+LIST_TARGETS = ("fastapi", "fastapi_models", "serialize", "serialize_dicts", "rawjson")
+DOMAIN_TARGETS = ("fp_domain", "bare", "recipe")
+for _scenario in (
+    Scenario(
+        "list20k",
+        "GET /bench/list20k: the 20,283-byte page of 60 records, serialized per request",
+        "/bench/list20k",
+        (),
+        _json20k(),
+        LIST_TARGETS,
+        "fastapi",
+    ),
+    Scenario(
+        "products",
+        "GET /products?limit=100 on the seeded database",
+        "/products?limit=100",
+        (),
+        None,
+        ("fastapi", "fp_products", "fp_cached"),
+        "fastapi",
+        count_queries=True,
+    ),
+    Scenario(
+        "user",
+        "GET /users/{id}, a random seeded id per request",
+        "/users/%d",
+        (),
+        None,
+        DOMAIN_TARGETS,
+        "bare",
+        random_ids=True,
+        count_queries=True,
+    ),
+    Scenario(
+        "user_orders",
+        "GET /users/{id}/orders (orders, items, products), a random seeded id per request",
+        "/users/%d/orders",
+        (),
+        None,
+        DOMAIN_TARGETS,
+        "bare",
+        random_ids=True,
+        count_queries=True,
+    ),
+):
+    SCENARIOS[_scenario.name] = _scenario
+DOMAIN_SCENARIOS = {"products", "user", "user_orders"}
+
 # (scenario, target, against, goal): the issue's targets, reported as ratios of req/s
 COMPARISONS = (
     ("small", "stack", "bare", 0.85),
@@ -255,6 +537,16 @@ COMPARISONS = (
     ("small", "gzip", "fastplug", 0.97),
     ("json20k", "gzip", "stgzip", 1.15),
     ("json20k", "stack", "recipe", None),
+    ("list20k", "serialize", "fastapi", 3.8),
+    ("list20k", "serialize_dicts", "fastapi", 3.8),
+    ("list20k", "serialize", "fastapi_models", None),
+    ("list20k", "rawjson", "fastapi", None),
+    ("products", "fp_products", "fastapi", 2.0),
+    ("products", "fp_cached", "fastapi", 2.0),
+    ("user", "fp_domain", "bare", None),
+    ("user", "fp_domain", "recipe", None),
+    ("user_orders", "fp_domain", "bare", None),
+    ("user_orders", "fp_domain", "recipe", None),
 )
 
 
@@ -341,27 +633,32 @@ def server_command(target: Target, port: int, pin: bool) -> list[str]:
     return cmd
 
 
-def server_env(target: Target, workdir: Path) -> dict[str, str]:
+def server_env(target: Target, workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment without stray ``FASTPLUG_*`` variables; fastplug gets its own settings file."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FASTPLUG_", "PROMETHEUS_MULTIPROC"))}
+    env.update(extra or {})
     if target.settings is not None:
         settings = workdir / f"{target.name}.toml"
         settings.write_text(target.settings)
         env["FASTPLUG_SETTINGS"] = str(settings)
         env["FASTPLUG_ENV"] = "development"
-        if "BENCH_PG_DSN" in env:  # the db plugin reads the seeded database
-            env["FASTPLUG_DB__URL"] = env["BENCH_PG_DSN"].replace("postgresql://", "postgresql+asyncpg://", 1)
+        if target.database == "domain" and "BENCH_DOMAIN_DSN" in env:
+            env["FASTPLUG_DB__URL"] = _async_url(env["BENCH_DOMAIN_DSN"])
+        elif "BENCH_PG_DSN" in env:  # the db plugin reads the seeded database
+            env["FASTPLUG_DB__URL"] = _async_url(env["BENCH_PG_DSN"])
     return env
 
 
-def start_server(target: Target, port: int, workdir: Path, pin: bool) -> Server:
+def start_server(
+    target: Target, port: int, workdir: Path, pin: bool, extra_env: dict[str, str] | None = None
+) -> Server:
     """Start ``target`` in its own session (so it can be stopped as a group)."""
     log = workdir / f"{target.name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             server_command(target, port, pin),
             cwd=ROOT,
-            env=server_env(target, workdir),
+            env=server_env(target, workdir, extra_env),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -398,22 +695,70 @@ def wait_ready(server: Server, timeout: float = READY_TIMEOUT) -> None:
     raise BenchError(f"{server.target.name} did not answer {server.url()} within {timeout:g}s:\n{server.log_tail()}")
 
 
-def check_scenario(server: Server, scenario: Scenario) -> str:
-    """Send the scenario's request once; the body (decoded) must be the expected one.
-    Returns how it came back, e.g. ``gzip, 4,665 bytes``."""
-    conn = http.client.HTTPConnection(HOST, server.port, timeout=5.0)
+def fetch(server: Server, path: str, headers: Sequence[tuple[str, str]] = ()) -> tuple[int, bytes, str, dict[str, str]]:
+    """One GET: status, decoded body, how it came back (``gzip, 4,665 bytes``), headers."""
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=10.0)
     try:
-        conn.request("GET", scenario.path, headers=dict(scenario.headers))
+        conn.request("GET", path, headers=dict(headers))
         response = conn.getresponse()
         raw, encoding = response.read(), response.getheader("content-encoding", "")
     except OSError as exc:
-        raise BenchError(f"{server.target.name}: GET {scenario.path} failed: {exc}") from exc
+        raise BenchError(f"{server.target.name}: GET {path} failed: {exc}") from exc
     finally:
         conn.close()
     body = gzip.decompress(raw) if encoding == "gzip" else raw
-    if response.status != 200 or body != scenario.expected:
-        raise BenchError(f"{server.target.name}: GET {scenario.path} answered {response.status} {body[:80]!r}")
-    return f"{encoding or 'identity'}, {len(raw):,} bytes"
+    return response.status, body, f"{encoding or 'identity'}, {len(raw):,} bytes", dict(response.getheaders())
+
+
+def check_paths(scenario: Scenario, ids: tuple[int, int] | None) -> list[str]:
+    """The requests the check sends: the path, or the first and last seeded ids."""
+    if not scenario.random_ids:
+        return [scenario.path]
+    if ids is None:
+        raise BenchError(f"{scenario.name} needs the seeded domain database")
+    return [scenario.path % ids[0], scenario.path % ids[1]]
+
+
+def check_scenario(
+    servers: dict[str, Server], scenario: Scenario, ids: tuple[int, int] | None = None
+) -> dict[str, str]:
+    """Send the scenario's request(s) once to every target serving it: 200 and the expected
+    body, or (``expected=None``) the same JSON from every target. Returns how each came back."""
+    answers: dict[str, str] = {}
+    for path in check_paths(scenario, ids):
+        first: tuple[str, Any] | None = None
+        for name, server in servers.items():
+            if not scenario.serves(name):
+                continue
+            status, body, how, _ = fetch(server, path, scenario.headers)
+            answers[name] = how
+            if status != 200 or (scenario.expected is not None and body != scenario.expected):
+                raise BenchError(f"{name}: GET {path} answered {status} {body[:80]!r}")
+            if scenario.expected is None:
+                parsed = json.loads(body)
+                if first is None:
+                    first = (name, parsed)
+                elif parsed != first[1]:
+                    raise BenchError(
+                        f"{name} and {first[0]} answer GET {path} differently:\n"
+                        f"  {first[0]}: {json.dumps(first[1])[:400]}\n  {name}: {body[:400]!r}"
+                    )
+    return answers
+
+
+def wrk_script(scenario: Scenario, ids: tuple[int, int], workdir: Path) -> Path:
+    """A wrk Lua script requesting ``scenario.path % id`` for ids drawn from the seeded range;
+    the same fixed seed for every target, so every target gets the same sequence."""
+    script = workdir / f"{scenario.name}.lua"
+    script.write_text(
+        f"local low, high = {ids[0]}, {ids[1]}\n"
+        f'local fmt = "{scenario.path}"\n'
+        "math.randomseed(7)\n"
+        "request = function()\n"
+        '  return wrk.format("GET", string.format(fmt, math.random(low, high)))\n'
+        "end\n"
+    )
+    return script
 
 
 def stop_server(server: Server) -> None:
@@ -428,14 +773,16 @@ def stop_server(server: Server) -> None:
 
 
 @contextmanager
-def running(targets: Sequence[Target], workdir: Path, pin: bool) -> Iterator[dict[str, Server]]:
+def running(
+    targets: Sequence[Target], workdir: Path, pin: bool, extra_env: dict[str, str] | None = None
+) -> Iterator[dict[str, Server]]:
     """Start every target, wait until each answers, stop them all on the way out."""
     servers: dict[str, Server] = {}
     try:
         for target, port in zip(targets, free_ports(len(targets)), strict=True):
             sub = workdir / target.name
-            sub.mkdir()
-            servers[target.name] = start_server(target, port, sub, pin)
+            sub.mkdir(parents=True)
+            servers[target.name] = start_server(target, port, sub, pin, extra_env)
         for server in servers.values():
             wait_ready(server)
         yield servers
@@ -499,14 +846,23 @@ def parse_wrk(text: str) -> WrkResult:
 
 
 def run_wrk(
-    url: str, duration: int, connections: int, threads: int, pin: bool, headers: Sequence[tuple[str, str]] = ()
+    url: str,
+    duration: int,
+    connections: int,
+    threads: int,
+    pin: bool,
+    headers: Sequence[tuple[str, str]] = (),
+    script: Path | None = None,
 ) -> WrkResult:
-    """One wrk run against ``url`` (127.0.0.1 only), bounded by a timeout."""
+    """One wrk run against ``url`` (127.0.0.1 only; ``script``: a Lua request generator),
+    bounded by a timeout."""
     if not url.startswith(f"http://{HOST}:"):
         raise BenchError(f"refusing to send traffic to {url}: only {HOST} is allowed")
     cmd = [*pinned(CLIENT_CPU, pin), "wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
     for name, value in headers:
         cmd += ["-H", f"{name}: {value}"]
+    if script is not None:
+        cmd += ["-s", str(script)]
     cmd.append(url)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + WRK_GRACE, check=False)
@@ -526,12 +882,14 @@ def schedule(names: Sequence[str], rounds: int) -> list[list[str]]:
     return [[*names[r % n :], *names[: r % n]] for r in range(rounds)]
 
 
-def measure(server: Server, scenario: Scenario, args: argparse.Namespace, pin: bool) -> WrkResult:
+def measure(
+    server: Server, scenario: Scenario, args: argparse.Namespace, pin: bool, script: Path | None = None
+) -> WrkResult:
     """Warm the server up, then drive it with wrk; fail if it died meanwhile."""
-    url = server.url(scenario.path)
+    url = server.url("/" if script is not None else scenario.path)
     if args.warmup > 0:
-        run_wrk(url, args.warmup, args.connections, args.threads, pin, scenario.headers)
-    result = run_wrk(url, args.duration, args.connections, args.threads, pin, scenario.headers)
+        run_wrk(url, args.warmup, args.connections, args.threads, pin, scenario.headers, script)
+    result = run_wrk(url, args.duration, args.connections, args.threads, pin, scenario.headers, script)
     if server.proc.poll() is not None:
         raise BenchError(f"{server.target.name} died during the run:\n{server.log_tail()}")
     return result
@@ -541,17 +899,24 @@ Results = dict[str, dict[str, list[WrkResult]]]  # scenario -> target -> one run
 
 
 def run_rounds(
-    servers: dict[str, Server], scenarios: Sequence[Scenario], args: argparse.Namespace, pin: bool
+    servers: dict[str, Server],
+    scenarios: Sequence[Scenario],
+    args: argparse.Namespace,
+    pin: bool,
+    scripts: dict[str, Path] | None = None,
 ) -> Results:
-    """Per round, every scenario on every target in rotated order; progress goes to stderr."""
-    results: Results = {s.name: {name: [] for name in servers} for s in scenarios}
+    """Per round, every scenario on every target serving it, in rotated order; progress goes
+    to stderr. ``scripts``: the wrk Lua script of each random-id scenario."""
+    results: Results = {s.name: {name: [] for name in servers if s.serves(name)} for s in scenarios}
     for number, order in enumerate(schedule(list(servers), args.rounds), start=1):
         for scenario in scenarios:
             for name in order:
-                result = measure(servers[name], scenario, args, pin)
+                if not scenario.serves(name):
+                    continue
+                result = measure(servers[name], scenario, args, pin, (scripts or {}).get(scenario.name))
                 results[scenario.name][name].append(result)
                 print(
-                    f"round {number}/{args.rounds}  {scenario.name:<8} {name:<9} {result.rps:>10,.0f} req/s  "
+                    f"round {number}/{args.rounds}  {scenario.name:<11} {name:<15} {result.rps:>10,.0f} req/s  "
                     f"p50 {result.latency_ms['p50']:.2f} ms  p99 {result.latency_ms['p99']:.2f} ms",
                     file=sys.stderr,
                     flush=True,
@@ -580,6 +945,63 @@ def summarize(results: dict[str, list[WrkResult]], scenario: str = "", reference
             s.p99_ratio = s.latency_ms["p99"] / ref.latency_ms["p99"]
             s.paired_ratios = [a / b for a, b in zip(s.rps, ref.rps, strict=True)]
     return summaries
+
+
+COUNT_REQUESTS = 20
+COUNT_ENV = {"BENCH_COUNT_QUERIES": "1", "FASTPLUG_DB__QUERY_COUNT_HEADER": "true"}
+QueryCounts = dict[str, dict[str, dict[str, Any]]]  # scenario -> target -> figures per request
+
+
+def count_queries(
+    targets: Sequence[Target], scenarios: Sequence[Scenario], workdir: Path, ids: tuple[int, int] | None
+) -> QueryCounts:
+    """What each request sends to PostgreSQL, per target: separate servers started with
+    ``$BENCH_COUNT_QUERIES=1`` (``baselines/querycount.py`` counts asyncpg executions per
+    request; fastplug also gets ``[db] query_count_header``), a few warm-up requests, then
+    ``COUNT_REQUESTS`` requests one at a time (ids spread over the seeded range)."""
+    out: QueryCounts = {}
+    with running(targets, workdir, pin=False, extra_env=COUNT_ENV) as servers:
+        for scenario in scenarios:
+            if scenario.random_ids and ids is not None:
+                step = max((ids[1] - ids[0]) // COUNT_REQUESTS, 1)
+                paths = [scenario.path % min(ids[0] + i * step, ids[1]) for i in range(COUNT_REQUESTS)]
+            else:
+                paths = [scenario.path] * COUNT_REQUESTS
+            for name, server in servers.items():
+                if not scenario.serves(name):
+                    continue
+                for path in paths[:3]:  # warm the statement caches (and fill a response cache)
+                    fetch(server, path)
+                fetch(server, "/__bench/queries?reset=1")
+                headers = []
+                for path in paths:
+                    status, body, _, response_headers = fetch(server, path)
+                    if status != 200:
+                        raise BenchError(f"{name}: GET {path} answered {status} {body[:80]!r}")
+                    lowered = {k.lower(): v for k, v in response_headers.items()}
+                    if "x-db-queries" in lowered:
+                        headers.append(int(lowered["x-db-queries"]))
+                totals = json.loads(fetch(server, "/__bench/queries")[1])
+                n = totals["requests"] or 1
+                out.setdefault(scenario.name, {})[name] = {
+                    "requests": totals["requests"],
+                    "statements": totals["statements"] / n,
+                    "round_trips": totals["round_trips"] / n,
+                    "kinds": {k: v / n for k, v in totals["kinds"].items()},
+                    "x_db_queries": statistics.mean(headers) if headers else None,
+                }
+    return out
+
+
+def queries_table(counts: dict[str, dict[str, Any]]) -> str:
+    """Per target: SQL statements and round trips per request, by kind."""
+    head = ["target", "SQL statements / req", "round trips / req", "by kind (per request)", "X-DB-Queries"]
+    rows = [head]
+    for name, c in counts.items():
+        kinds = " ".join(f"{k} {v:g}" for k, v in c["kinds"].items()) or "-"
+        header = "-" if c["x_db_queries"] is None else f"{c['x_db_queries']:g}"
+        rows.append([name, f"{c['statements']:g}", f"{c['round_trips']:g}", kinds, header])
+    return markdown(rows)
 
 
 # --- reporting --------------------------------------------------------------------
@@ -633,10 +1055,13 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
     return markdown([head, *body])
 
 
-def table(summaries: Sequence[Summary], results: dict[str, list[WrkResult]] | None = None) -> str:
+def table(
+    summaries: Sequence[Summary], results: dict[str, list[WrkResult]] | None = None, reference: str = REFERENCE
+) -> str:
     """A fixed-width text table (also valid Markdown)."""
-    head = ["target", "req/s (median)", "req/s min-max", "p50 ms", "p90 ms", "p99 ms", "req/s / bare", "p99 / bare"]
-    head += ["per-round req/s / bare", "bytes/resp", "errors"]
+    ref = reference
+    head = ["target", "req/s (median)", "req/s min-max", "p50 ms", "p90 ms", "p99 ms", f"req/s / {ref}"]
+    head += [f"p99 / {ref}", f"per-round req/s / {ref}", "bytes/resp", "errors"]
     rows = [head]
     for s in summaries:
         transfer = [r.transfer_per_request for r in (results or {}).get(s.name, []) if r.transfer_per_request]
@@ -723,8 +1148,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     parser.add_argument(
         "--targets",
-        default=",".join(t for t in TARGETS if t not in OPT_IN_TARGETS),
-        help=f"comma-separated, from {', '.join(TARGETS)}",
+        default=None,
+        help=f"comma-separated, from {', '.join(TARGETS)} (default: the scenarios' own targets, "
+        "else every target that is not opt-in)",
     )
     parser.add_argument(
         "--scenarios",
@@ -732,7 +1158,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated, from {', '.join(SCENARIOS)} (default small,json20k)",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON")
+    domain = parser.add_argument_group("issue 7: the seeded domain database (products, user, user_orders)")
+    domain.add_argument("--seed-users", type=int, default=10_000, help="manage.py db seed --users (default 10000)")
+    domain.add_argument("--seed-products", type=int, default=1_000, help="--products (default 1000)")
+    domain.add_argument("--seed-orders-per-user", type=int, default=5, help="--orders-per-user (default 5)")
+    domain.add_argument(
+        "--seed",
+        choices=("auto", "manage", "builtin"),
+        default="auto",
+        help="manage: `manage.py db seed`; builtin: the harness's own COPY seeder; auto (default): "
+        "manage, or builtin while that command does not exist",
+    )
+    domain.add_argument(
+        "--domain-db",
+        metavar="NAME",
+        help="keep and reuse this database (name must start with fastplug_bench_; reseeded when the "
+        "seed sizes differ); default: a fresh one per run, dropped at the end",
+    )
+    domain.add_argument("--no-count", action="store_true", help="skip counting the queries per request")
     args = parser.parse_args(argv)
+    if args.targets is None:
+        scenarios = [SCENARIOS[s.strip()] for s in args.scenarios.split(",") if s.strip() in SCENARIOS]
+        own = [t for s in scenarios if s.targets is not None for t in s.targets]
+        if any(s.targets is None for s in scenarios) or not own:
+            own = [t for t in TARGETS if t not in OPT_IN_TARGETS] + own
+        args.targets = ",".join(dict.fromkeys(own))
+    if args.domain_db is not None and not re.fullmatch(r"fastplug_bench_\w+", args.domain_db):
+        parser.error("--domain-db must be a name starting with fastplug_bench_ (it may be dropped and recreated)")
     for option, known in (("targets", TARGETS), ("scenarios", SCENARIOS)):
         chosen = list(dict.fromkeys(t.strip() for t in getattr(args, option).split(",") if t.strip()))
         unknown = [t for t in chosen if t not in known]
@@ -772,39 +1224,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("warning: taskset or a second CPU is missing; server and wrk are not pinned", file=sys.stderr)
     raise_on_sigterm()
     scenarios = [SCENARIOS[name] for name in args.scenarios]
+    idle = [t for t in args.targets if not any(s.serves(t) for s in scenarios)]
+    if idle:
+        print(f"note: {', '.join(idle)} serve none of the scenarios; not started", file=sys.stderr)
+    targets = [TARGETS[t] for t in args.targets if t not in idle]
     answers: dict[str, dict[str, str]] = {}
+    counts: QueryCounts = {}
+    domain: DomainDb | None = None
     try:
-        with (
-            bench_database() if "row" in args.scenarios else nullcontext() as dsn,
-            _environ("BENCH_PG_DSN", dsn),
-            tempfile.TemporaryDirectory(prefix="fastplug-bench-") as tmp,
-            running([TARGETS[t] for t in args.targets], Path(tmp), pin) as servers,
-        ):
+        with ExitStack() as stack:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fastplug-bench-")))
+            dsn = stack.enter_context(bench_database() if "row" in args.scenarios else nullcontext())
+            stack.enter_context(_environ("BENCH_PG_DSN", dsn))
+            if DOMAIN_SCENARIOS & set(args.scenarios):
+                domain = stack.enter_context(domain_database(args, tmp))
+                stack.enter_context(_environ("BENCH_DOMAIN_DSN", domain.dsn))
+            ids = domain.ids if domain is not None else None
+            counted = [s for s in scenarios if s.count_queries]
+            if counted and not args.no_count:
+                db_targets = [t for t in targets if any(s.serves(t.name) for s in counted)]
+                counts = count_queries(db_targets, counted, tmp / "count", ids)
+            servers = stack.enter_context(running(targets, tmp / "bench", pin))
             for scenario in scenarios:
-                answers[scenario.name] = {name: check_scenario(srv, scenario) for name, srv in servers.items()}
-            results = run_rounds(servers, scenarios, args, pin)
+                answers[scenario.name] = check_scenario(servers, scenario, ids)
+            scripts = {s.name: wrk_script(s, ids, tmp) for s in scenarios if s.random_ids and ids is not None}
+            results = run_rounds(servers, scenarios, args, pin, scripts)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130
-    summaries = {name: summarize(by_target, name) for name, by_target in results.items()}
+    summaries = {name: summarize(by_target, name, SCENARIOS[name].reference) for name, by_target in results.items()}
     compared = comparisons(results)
     meta = metadata(args, pin)
     print(f"\n{meta['date']}  {meta['machine']['cpus']} CPUs ({meta['machine']['cpu']})  {meta['command']}")
     print(f"{meta['server']}; wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency")
     for scenario in scenarios:
         print(f"\n{scenario.name}: {scenario.description}")
-        print(table(summaries[scenario.name], results[scenario.name]))
+        print(table(summaries[scenario.name], results[scenario.name], scenario.reference))
         print("  answers: " + "; ".join(f"{n}: {a}" for n, a in answers[scenario.name].items()))
+        if scenario.name in counts:
+            print(
+                f"\n{scenario.name}: database work per request ({COUNT_REQUESTS} requests one at a time, after warm-up)"
+            )
+            print(queries_table(counts[scenario.name]))
     if compared:
         print("\n" + comparison_table(compared))
     print()
     for name in args.targets:
         print(f"  {name}: {TARGETS[name].description}")
+    if domain is not None:
+        print(f"  domain database: {domain.counts}, user ids {domain.ids[0]}-{domain.ids[1]}, {domain.seeded_by}")
+        meta["domain_database"] = {"rows": domain.counts, "user_ids": domain.ids, "seeded_by": domain.seeded_by}
     if args.json:
         meta["answers"] = answers
+        meta["queries_per_request"] = counts
         args.json.write_text(json.dumps(report(summaries, results, compared, meta), indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -1,8 +1,11 @@
 """The fastplug benchmark targets: the real app from ``$FASTPLUG_SETTINGS``, plus a ``bench``
 plugin that declares ``GET /bench/json20k`` (and, when ``[bench] starlette_gzip = true``,
 Starlette's ``GZipMiddleware`` in the compression band, for a like-for-like comparison),
-``GET /bench/cached`` (marked ``@cached``: a hit when the cache plugin is on) and, with the
-db plugin, ``GET /bench/row/{id}`` read as ``[bench] row`` says.
+``GET /bench/cached`` (marked ``@cached``: a hit when the cache plugin is on), with the
+db plugin ``GET /bench/row/{id}`` read as ``[bench] row`` says, and ``GET /bench/list20k``
+(issue 7): the 20 KB page serialized per request through ``core.serialize``, from
+prebuilt ``Page`` models (``[bench] list20k = "models"``) or from the dicts through a
+``TypedDict`` adapter (``"dicts"``).
 
 Run: ``uvicorn --app-dir benchmarks/baselines --factory fastplug_app:create``.
 """
@@ -13,10 +16,12 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from bench_data import CACHED_PATH, ITEM
+from domain import LIST_PATH, Page, PageDict, page_dict
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from payload import BODY, PATH
 from pydantic import BaseModel, ConfigDict
+from querycount import maybe_counted
 from sqlalchemy.orm import Mapped, mapped_column
 
 from config.models import PluginSettings
@@ -26,6 +31,7 @@ from core.asgi import freeze
 from core.cache import cached
 from core.db import Base, DbReadSession, DbSession, RawPool
 from core.markers import hookimpl
+from core.serialize import JsonBytes, serializer
 from core.specs import MiddlewareSpec, PluginInfo
 
 
@@ -34,6 +40,7 @@ class BenchSettings(PluginSettings):
 
     starlette_gzip: bool = False
     row: Literal["orm", "read", "raw"] = "orm"
+    list20k: Literal["models", "dicts"] = "models"
 
 
 class BenchItem(Base):
@@ -85,6 +92,26 @@ def db_router(mode: str) -> APIRouter:
     return router
 
 
+def list_router(mode: str) -> APIRouter:
+    """``GET /bench/list20k`` through ``core.serialize``: dumped per request, never cached."""
+    router = APIRouter()
+    if mode == "dicts":
+        data, as_dicts = page_dict(), serializer(PageDict)
+
+        @router.get(LIST_PATH, response_model=Page)
+        async def list_dicts() -> JsonBytes:
+            return as_dicts.response(data)
+
+    else:
+        page, as_models = Page.model_validate(page_dict()), serializer(Page)
+
+        @router.get(LIST_PATH, response_model=Page)
+        async def list_models() -> JsonBytes:
+            return as_models.response(page)
+
+    return router
+
+
 class BenchPlugin:
     """The benchmark's own routes (and optional Starlette gzip)."""
 
@@ -105,7 +132,7 @@ class BenchPlugin:
         async def cached_item() -> CachedItem:
             return CachedItem.model_validate(ITEM)
 
-        routers = [router]
+        routers = [router, list_router(settings.section("bench", BenchSettings).list20k)]
         if "db" in settings.plugins:
             routers.append(db_router(settings.section("bench", BenchSettings).row))
         return routers
@@ -121,4 +148,4 @@ class BenchPlugin:
 
 def create() -> FastAPI:
     """The app as ``core.asgi.create_app_from_env`` builds it, with the bench plugin."""
-    return freeze(create_app(extra_plugins={"bench": BenchPlugin()}))
+    return maybe_counted(freeze(create_app(extra_plugins={"bench": BenchPlugin()})))

@@ -15,6 +15,13 @@ Self-contained on purpose. Its database part (SQLAlchemy session per request, ``
 /bench/row/{id}``) and Redis cache decorator (``GET /bench/cached``) are the article's;
 the Celery part comes with the tasks benchmarks.
 
+Issue 7: ``GET /users/{id}`` (``db.get``) and ``GET /users/{id}/orders`` as the article
+writes it, ``select(User).options(selectinload(User.orders).selectinload(Order.items))``,
+plus ``.selectinload(OrderItem.product)``: without it the response's products would be
+lazy loads, which raise ``MissingGreenlet`` under ``AsyncSession`` instead of running. The
+user's orders come newest first, all of them (no page), as the plugins' ``OrderPage``.
+A second engine (the article's pool options) on the seeded domain database.
+
 Run: ``uvicorn --app-dir benchmarks/baselines recipe_app:app``.
 """
 
@@ -24,18 +31,23 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import redis.asyncio as redis
 from bench_data import CACHED_PATH, ITEM, pg_dsn
-from fastapi import Depends, FastAPI, Request
+from domain import OrderPage, UserOut, async_url, domain_dsn
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import Response
 from payload import BODY, PATH
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict
+from querycount import maybe_counted
+from sqlalchemy import ForeignKey, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, selectinload
 from starlette.middleware.base import BaseHTTPMiddleware
 
 LIVE = b'{"status":"ok"}'
@@ -79,6 +91,50 @@ class ItemOut(BaseModel):
     in_stock: bool
 
 
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str]
+    name: Mapped[str]
+    created_at: Mapped[datetime]
+    orders: Mapped[list["Order"]] = relationship(back_populates="user", order_by="Order.id.desc()")
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str]
+    name: Mapped[str]
+    description: Mapped[str]
+    category: Mapped[str]
+    price: Mapped[Decimal]
+    stock: Mapped[int]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str]
+    total: Mapped[Decimal]
+    created_at: Mapped[datetime]
+    user: Mapped[User] = relationship(back_populates="orders")
+    items: Mapped[list["OrderItem"]] = relationship(back_populates="order", order_by="OrderItem.id")
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[int]
+    unit_price: Mapped[Decimal]
+    order: Mapped[Order] = relationship(back_populates="items")
+    product: Mapped[Product] = relationship()
+
+
 resources: dict[str, Any] = {}
 
 
@@ -89,16 +145,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         url = pg_dsn().replace("postgresql://", "postgresql+asyncpg://", 1)
         engine = create_async_engine(url, pool_size=20, max_overflow=30, pool_pre_ping=True)
         resources["sessionmaker"] = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    if domain_dsn():
+        engine = create_async_engine(async_url(domain_dsn()), pool_size=20, max_overflow=30, pool_pre_ping=True)
+        resources["domain"] = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
     resources["redis"] = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
     yield
     await resources.pop("redis").aclose()
-    if "sessionmaker" in resources:
-        await resources.pop("sessionmaker").kw["bind"].dispose()
+    for name in ("sessionmaker", "domain"):
+        if name in resources:
+            await resources.pop(name).kw["bind"].dispose()
 
 
 async def get_db() -> AsyncIterator[AsyncSession]:
     """The article's session-per-request dependency."""
     async with resources["sessionmaker"]() as session:
+        yield session
+
+
+async def get_domain_db() -> AsyncIterator[AsyncSession]:
+    """The same dependency on the domain database (issue 7)."""
+    async with resources["domain"]() as session:
         yield session
 
 
@@ -146,6 +212,24 @@ def add_routes(app: FastAPI) -> None:
         """One row by primary key through a session per request, as the article does."""
         return await db.get(Item, item_id)
 
+    @app.get("/users/{user_id}", response_model=UserOut)
+    async def get_user(user_id: int, db: AsyncSession = Depends(get_domain_db)) -> Any:
+        """One user through a session per request."""
+        user = await db.get(User, user_id)
+        if user is None:
+            raise HTTPException(404, "user not found")
+        return user
+
+    @app.get("/users/{user_id}/orders", response_model=OrderPage)
+    async def user_orders(user_id: int, db: AsyncSession = Depends(get_domain_db)) -> Any:
+        """The article's eager load (plus the products the response needs)."""
+        query = select(User).where(User.id == user_id)
+        query = query.options(selectinload(User.orders).selectinload(Order.items).selectinload(OrderItem.product))
+        user = (await db.execute(query)).scalar_one_or_none()
+        if user is None:
+            raise HTTPException(404, "user not found")
+        return {"items": user.orders, "next_cursor": None}  # all of them: the article does not page
+
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         """Prometheus exposition of the module-level registry."""
@@ -161,4 +245,4 @@ def create_app() -> FastAPI:
     return app
 
 
-app = create_app()
+app = maybe_counted(create_app())
