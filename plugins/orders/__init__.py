@@ -37,9 +37,9 @@ def register_routers(settings: Settings) -> Sequence[APIRouter]:
 
 @hookimpl(optionalhook=True)
 def register_models() -> Sequence[type]:
-    from plugins.orders.models import Order, OrderItem
+    from plugins.orders.models import Order, OrderEmail, OrderItem
 
-    return [Order, OrderItem]
+    return [Order, OrderItem, OrderEmail]
 
 
 @hookimpl(optionalhook=True)

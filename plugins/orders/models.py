@@ -1,4 +1,4 @@
-"""The ``orders`` and ``order_items`` tables.
+"""The ``orders``, ``order_items`` and ``order_emails`` tables.
 
 The foreign keys name the ``users`` and ``products`` tables and ``OrderItem.product`` names
 the ``Product`` class by string: the declarative registry resolves it, so this plugin never
@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Numeric, String, func
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base
@@ -50,3 +50,18 @@ class OrderItem(Base):
     product: Mapped[Any] = relationship("Product")
 
     __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+
+class OrderEmail(Base):
+    """The confirmation email of one order, recorded by the ``orders.send_confirmation`` task
+    instead of being sent. ``order_id`` is unique: a redelivered task records nothing twice."""
+
+    __tablename__ = "order_emails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)
+    sender: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,143 @@
+"""``POST /orders``, ``GET /orders/{order_id}`` and ``GET /users/{user_id}/orders``.
+
+Errors: ``404`` (order or user absent), ``409`` (insufficient stock), ``422`` (an invalid
+body, one naming a user or products that do not exist, or a total too large to store:
+FastAPI's validation-error shape, ``loc`` pointing at the field). Responses are serialized once (``core.serialize``).
+"""
+
+# no ``from __future__ import annotations``: the body model is built per router, and FastAPI
+# reads the endpoints' annotations as objects
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import HTTPConnection
+
+from core.cache import SERVICE as CACHE
+from core.cache import CacheService
+from core.db import DbReadSession, DbSession
+from core.manager import one_line
+from core.serialize import JsonBytes, serializer
+from core.tasks import Tasks
+from plugins.orders import store
+from plugins.orders.schemas import MAX_ID, ErrorOut, OrderCreated, OrderOut, OrderPage, order_in
+from plugins.orders.settings import OrdersSettings
+from plugins.orders.tasks import SEND_CONFIRMATION
+
+log = logging.getLogger("fastplug.orders")
+
+OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
+UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]
+LOCATION = {"description": "the new order's path", "schema": {"type": "string"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "not found"}}
+
+
+async def _optional_cache(conn: HTTPConnection) -> CacheService | None:
+    return conn.scope.get("state", {}).get(CACHE)  # type: ignore[no-any-return]
+
+
+OptionalCache = Annotated[CacheService | None, Depends(_optional_cache)]
+"""The response cache when the cache plugin runs, else ``None``."""
+
+
+def _unknown(rejected: store.UnknownReferences, lines: list[Any]) -> RequestValidationError:
+    errors = []
+    for missing in rejected.missing:
+        loc: tuple[str | int, ...] = missing.loc
+        if missing.kind == "product":  # point at the first line naming it
+            index = next(i for i, line in enumerate(lines) if line.product_id == missing.value)
+            loc = ("body", "items", index, "product_id")
+        message = f"{missing.kind} {missing.value} does not exist"
+        errors.append({"type": "not_found", "loc": loc, "msg": message, "input": missing.value})
+    return RequestValidationError(errors)
+
+
+async def _invalidate_products(cache: CacheService | None) -> None:
+    if cache is None:
+        return
+    try:  # the order is committed: a cache problem must not turn it into an error
+        await cache.invalidate(tags=["products"])
+    except Exception as exc:
+        log.warning("orders: could not invalidate the products cache tag: %s", one_line(exc))
+
+
+def build_router(conf: OrdersSettings) -> APIRouter:
+    """The orders routes, ``[orders]`` applied (line cap, page sizes, email sender)."""
+    router = APIRouter()
+    body_model = order_in(conf.max_items)
+    max_page = conf.max_page_size
+    default_page = min(conf.page_size, max_page)
+    created = serializer(OrderCreated)
+    one = serializer(OrderOut)
+    page = serializer(OrderPage)
+
+    @router.post(
+        "/orders",
+        name="create_order",
+        tags=["orders"],
+        status_code=201,
+        response_model=OrderCreated,
+        responses={
+            201: {"headers": {"Location": LOCATION}},
+            400: {"model": ErrorOut, "description": "the body is not JSON"},  # FastAPI's answer
+            409: {"model": ErrorOut, "description": "insufficient stock"},
+        },
+    )
+    async def create_order(
+        body: body_model,  # type: ignore[valid-type]
+        session: DbSession,
+        tasks: Tasks,
+        cache: OptionalCache,
+    ) -> JsonBytes:
+        """Place an order: stock is taken, the order and its items written and the
+        confirmation email enqueued, all in one transaction. Lines of the same product are
+        merged; prices are the current ones. ``422`` also when the user or a product does
+        not exist (or the total exceeds 9999999999.99), ``409`` when a product has too few
+        units in stock."""
+        lines = store.merge_lines((line.product_id, line.quantity) for line in body.items)
+        try:
+            order = await store.place_order(session, body.user_id, lines)
+        except store.UnknownReferences as exc:
+            raise _unknown(exc, body.items) from None
+        except store.TotalTooLarge as exc:
+            raise RequestValidationError([{"type": "too_large", "loc": ("body", "items"), "msg": str(exc)}]) from None
+        except store.OutOfStock as exc:
+            raise HTTPException(409, str(exc)) from None
+        await tasks.enqueue(session, SEND_CONFIRMATION, order.id)
+        await session.commit()  # before the cache forgets the old stock figures
+        await _invalidate_products(cache)
+        out = OrderCreated(order_id=order.id, status=order.status, total=order.total)
+        return created.response(out, status_code=201, headers={"Location": f"/orders/{order.id}"})
+
+    @router.get("/orders/{order_id}", name="get_order", tags=["orders"], response_model=OrderOut, responses=NOT_FOUND)
+    async def get_order(order_id: OrderId, session: DbReadSession) -> JsonBytes:
+        """An order with its items and their products."""
+        order = await store.get_order(session, order_id)
+        if order is None:
+            raise HTTPException(404, f"order {order_id} not found")
+        return one.response(order, from_attributes=True)
+
+    @router.get(
+        "/users/{user_id}/orders",
+        name="list_user_orders",
+        tags=["users", "orders"],
+        response_model=OrderPage,
+        responses=NOT_FOUND,
+    )
+    async def user_orders(
+        user_id: UserId,
+        session: DbReadSession,
+        limit: Annotated[int, Query(ge=1, le=max_page, description="orders per page")] = default_page,
+        cursor: Annotated[int | None, Query(ge=1, le=MAX_ID, description="the previous page's next_cursor")] = None,
+    ) -> JsonBytes:
+        """A user's orders, newest first, with their items and products: the same few
+        queries whatever the number of orders (keyset pages)."""
+        found = await store.user_orders(session, user_id, limit, cursor)
+        if found is None:
+            raise HTTPException(404, f"user {user_id} not found")
+        rows, next_cursor = found
+        return page.response({"items": rows, "next_cursor": next_cursor}, from_attributes=True)
+
+    return router

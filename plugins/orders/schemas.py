@@ -1,0 +1,114 @@
+"""Request and response bodies of the orders routes.
+
+Every input is bounded (ids fit a 32-bit ``INTEGER``, quantities and lines are capped) so
+no request can reach the database with a value it would reject. Response models read ORM
+rows directly (``from_attributes``); money is a ``Decimal`` (a JSON string, exact).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+MAX_ID = 2**31 - 1
+MAX_QUANTITY = 10_000
+CENT = Decimal("0.01")
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite gives naive UTC timestamps (CURRENT_TIMESTAMP); PostgreSQL aware ones
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
+Cents = Annotated[Decimal, AfterValidator(lambda value: value.quantize(CENT))]  # "12.50", not "12.5"
+
+
+class ErrorOut(BaseModel):
+    """An error, as FastAPI's ``HTTPException`` renders it."""
+
+    detail: str
+
+
+class OrderLineIn(BaseModel):
+    """One line of a new order; lines naming the same product are merged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: Id
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class OrderIn(BaseModel):
+    """A new order: who orders and what (at most ``[orders] max_items`` lines)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: Id
+    items: list[OrderLineIn] = Field(min_length=1, max_length=1000)
+
+
+@lru_cache(maxsize=8)
+def order_in(max_items: int) -> type[OrderIn]:
+    """:class:`OrderIn` with ``items`` capped at ``max_items`` (shown as such in OpenAPI)."""
+    items = (list[OrderLineIn], Field(min_length=1, max_length=max_items))
+    return create_model("OrderIn", __base__=OrderIn, __doc__=OrderIn.__doc__, items=items)
+
+
+class OrderCreated(BaseModel):
+    """What ``POST /orders`` answers (the full order is at ``Location``)."""
+
+    order_id: int
+    status: str
+    total: Cents
+
+
+class ProductBrief(BaseModel):
+    """The product of an order line, as it is now."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    sku: str
+    name: str
+    price: Cents
+
+
+class OrderItemOut(BaseModel):
+    """An order line: the quantity, the price paid per unit and the product."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: int
+    quantity: int
+    unit_price: Cents
+    product: ProductBrief
+
+
+class OrderOut(BaseModel):
+    """An order with its lines."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    status: str
+    total: Cents
+    created_at: UtcDatetime
+    items: list[OrderItemOut]
+
+
+class OrderPage(BaseModel):
+    """A page of a user's orders, newest first; pass ``next_cursor`` as ``cursor`` for the
+    next one (``null``: this is the last page)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    items: list[OrderOut]
+    next_cursor: int | None
