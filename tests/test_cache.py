@@ -213,6 +213,18 @@ def test_query_order_does_not_matter_but_values_do(make: Make) -> None:
     assert [a.headers["x-cache"], b.headers["x-cache"], c.headers["x-cache"]] == ["MISS", "HIT", "MISS"]
 
 
+def test_escaped_separators_and_non_ascii_queries_are_keyed_apart(make: Make) -> None:
+    with TestClient(make()) as client:
+        plain = client.get("/search?q=x&page=2")
+        escaped = client.get("/search?q=x%26page%3D2")  # one parameter whose value holds "&page=2"
+        euro = client.get("/search?q=%E2%82%AC")
+        again = client.get("/search?q=%E2%82%AC")
+    assert [r.status_code for r in (plain, escaped, euro, again)] == [200, 200, 200, 200]
+    assert [plain.headers["x-cache"], escaped.headers["x-cache"]] == ["MISS", "MISS"]
+    assert [euro.headers["x-cache"], again.headers["x-cache"]] == ["MISS", "HIT"]
+    assert euro.json() == again.json()
+
+
 def test_accept_encoding_is_keyed_by_negotiated_coding(make: Make) -> None:
     with TestClient(make()) as client:
         gzip = client.get("/items/5", headers={"accept-encoding": "gzip"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 
 def digest(parts: Iterable[bytes]) -> str:
@@ -20,8 +20,10 @@ def sorted_query(query_string: bytes) -> bytes:
     """The query with its parameters in a canonical order (``?b=2&a=1`` == ``?a=1&b=2``)."""
     if not query_string:
         return b""
-    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    return "&".join(f"{k}={v}" for k, v in sorted(pairs)).encode("latin-1")
+    # percent-escapes decode byte for byte (latin-1: any byte sequence, no UnicodeError), and
+    # the pairs are re-quoted, so an escaped "&" or "=" inside a value stays part of it
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+    return urlencode(sorted(pairs), encoding="latin-1").encode("ascii")
 
 
 def accepted_coding(accept_encoding: bytes) -> bytes:
