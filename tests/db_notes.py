@@ -13,7 +13,7 @@ from sqlalchemy import ForeignKey, String, func, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core import PluginInfo, hookimpl
-from core.db import Base, DbReadSession, DbSession, RawConnection, RawPool
+from core.db import Base, DbReadConnection, DbReadSession, DbSession, RawConnection, RawPool
 
 MIGRATIONS = Path(__file__).with_name("db_notes_migrations")
 
@@ -68,6 +68,23 @@ async def count_notes(session: DbSession) -> int:
 @router.get("/notes/count-read")
 async def count_notes_read_only(session: DbReadSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Note)) or 0)
+
+
+@router.get("/notes/count-connection")
+async def count_notes_on_a_connection(connection: DbReadConnection) -> dict[str, object]:
+    count = await connection.scalar(select(func.count()).select_from(Note))
+    return {"count": count, "isolation": connection.sync_connection.get_execution_options().get("isolation_level")}
+
+
+@router.get("/authors/count")
+async def count_authors(session: DbSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Author)) or 0)
+
+
+@router.post("/notes/autocommitted")
+async def insert_without_commit(connection: DbReadConnection) -> None:
+    """A write through the read connection persists at once: nothing commits it."""
+    await connection.execute(Author.__table__.insert().values(name="auto"))
 
 
 @router.get("/hold")

@@ -63,6 +63,21 @@ def test_read_only_session_reads_without_a_transaction(make: Make, db_url: str) 
     assert read.headers["x-db-queries"] == "1"
 
 
+def test_read_connection_is_autocommit_and_returns_to_the_pool_clean(make: Make, db_url: str) -> None:
+    with TestClient(make(db_url, query_count_header=True)) as client:
+        client.post("/notes", json=NOTE)
+        read = client.get("/notes/count-connection")
+        autocommitted = client.post("/notes/autocommitted")
+        failed = client.post("/notes/then-fail", json={"author": "bob", "text": "x"})  # rolled back:
+        count = client.get("/notes/count").json()  # the pooled connections are transactional again
+        authors = client.get("/authors/count").json()
+    assert read.json() == {"count": 1, "isolation": "AUTOCOMMIT"}
+    assert read.headers["x-db-queries"] == "1"
+    assert autocommitted.status_code == 200 and failed.status_code == 409
+    assert count == 1
+    assert authors == 2  # NOTE's author and "auto"; bob's was rolled back
+
+
 def test_sessions_do_not_expire_on_commit(make: Make, db_url: str) -> None:
     app = make(db_url)
     with TestClient(app) as client:

@@ -58,9 +58,10 @@ def test_from_attributes_builds_the_models_and_drops_other_attributes() -> None:
 def test_dump_of_models_matches_pydantic() -> None:
     page = PageOut.model_validate({"items": ROWS}, from_attributes=True)
     assert serializer(PageOut).dump(page) == page.model_dump_json().encode()
-    assert serializer(list[ItemOut]).dump(page.items) == json.dumps(
-        [json.loads(item.model_dump_json()) for item in page.items], separators=(",", ":")
-    ).encode()
+    assert (
+        serializer(list[ItemOut]).dump(page.items)
+        == json.dumps([json.loads(item.model_dump_json()) for item in page.items], separators=(",", ":")).encode()
+    )
 
 
 def test_exclude_none() -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from core.db import ENGINE, QUERIES, RAW_POOL, SESSIONMAKER, BoundedPool
+from core.db import ENGINE, QUERIES, RAW_POOL, READ_ENGINE, SESSIONMAKER, BoundedPool
 from core.manager import Plugins, one_line
 from core.runtime import Runtime
 from core.services import Services
@@ -82,6 +82,7 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
         raw_pool = await create_raw_pool(conf)
         services: dict[str, Any] = {
             ENGINE: engine,
+            READ_ENGINE: engine.execution_options(isolation_level="AUTOCOMMIT"),  # shares the pool
             SESSIONMAKER: async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
             QUERIES: counter,
             POOL_STATS: partial(pool_stats, engine),

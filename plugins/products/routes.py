@@ -1,0 +1,136 @@
+"""``GET /products`` (keyset pages, by category), ``GET /products/{product_id}`` (both cached,
+tag ``products``), ``POST /products`` and ``PATCH /products/{product_id}`` (invalidate the tag
+once committed)."""
+
+# no ``from __future__ import annotations``: the handlers' annotations name build_router's
+# locals (page sizes from settings), so they must be evaluated where they are written
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from starlette.requests import HTTPConnection
+
+from core.cache import SERVICE, CacheService, cached
+from core.db import DbReadSession, DbSession
+from core.serialize import JsonBytes, serializer
+from plugins.products.models import Product
+from plugins.products.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
+from plugins.products.schemas import LINE_PATTERN, ErrorOut, ProductIn, ProductOut, ProductPage, ProductPatch
+from plugins.products.settings import ProductsSettings
+
+log = logging.getLogger("fastplug.products")
+
+TAG = "products"
+NOT_FOUND = "product not found"
+DUPLICATE = "a product with this SKU already exists"
+
+
+async def _cache(conn: HTTPConnection) -> CacheService | None:
+    return conn.scope.get("state", {}).get(SERVICE)
+
+
+OptionalCache = Annotated[CacheService | None, Depends(_cache)]
+"""The response cache when the cache plugin runs; ``None`` without it (writes still work)."""
+
+
+async def invalidate(cache: CacheService | None) -> None:
+    """Drop every cached product answer. Call it after the commit: earlier, a concurrent reader
+    could cache the old rows again. A cache that is down is logged, not a failed write (its
+    entries expire after ``cache_ttl``)."""
+    if cache is None:
+        return
+    try:
+        await cache.invalidate(tags=[TAG])
+    except Exception:
+        log.warning("products: cache invalidation failed; entries expire on their ttl", exc_info=True)
+
+
+def build_router(settings: ProductsSettings) -> APIRouter:
+    """The products routes, with page sizes and cache lifetimes from ``[products]``."""
+    router = APIRouter(tags=["products"])
+    one, page = serializer(ProductOut), serializer(ProductPage)
+    ProductIdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]  # noqa: N806 - a type alias
+    not_found = {404: {"model": ErrorOut, "description": "No such product"}}
+    duplicate = {
+        400: {"model": ErrorOut, "description": "Body is not JSON"},  # FastAPI's answer to undecodable bodies
+        409: {"model": ErrorOut, "description": "SKU already used by another product"},
+    }
+
+    @router.get("/products", response_model=ProductPage, name="list_products")
+    @cached(ttl=settings.cache_ttl, tags=[TAG])
+    async def list_products(
+        session: DbReadSession,
+        category: Annotated[str | None, Query(min_length=1, max_length=50, pattern=LINE_PATTERN)] = None,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,
+        cursor: Annotated[
+            str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
+        ] = None,
+    ) -> JsonBytes:
+        """Products by id (within ``category`` when given), ``limit`` at a time; cached."""
+        after = decode_cursor(cursor)
+        rows: list[Product] = []
+        if after < INT32_MAX:  # no id is greater: nothing to ask the database
+            query = select(Product).where(Product.id > after)
+            if category is not None:
+                query = query.where(Product.category == category)  # the (category, id) index
+            query = query.order_by(Product.id).limit(limit + 1)
+            rows = list((await session.scalars(query)).all())
+        return page.response(page_of(rows, limit), from_attributes=True)
+
+    @router.get("/products/{product_id}", response_model=ProductOut, responses=not_found, name="get_product")
+    @cached(ttl=settings.cache_ttl, tags=[TAG])
+    async def get_product(product_id: ProductIdPath, session: DbReadSession) -> JsonBytes:
+        """One product; cached."""
+        product = await session.get(Product, product_id)
+        if product is None:
+            raise HTTPException(404, NOT_FOUND)
+        return one.response(product, from_attributes=True)
+
+    @router.post("/products", status_code=201, response_model=ProductOut, responses=duplicate, name="create_product")
+    async def create_product(body: ProductIn, session: DbSession, cache: OptionalCache) -> JsonBytes:
+        """Create a product (a SKU already used is a 409); cached product answers are dropped."""
+        product = Product(**body.model_dump())
+        session.add(product)
+        try:
+            await session.flush()
+        except IntegrityError:
+            raise HTTPException(409, DUPLICATE) from None
+        await session.commit()
+        await invalidate(cache)
+        return one.response(product, from_attributes=True, status_code=201)
+
+    @router.patch(
+        "/products/{product_id}",
+        response_model=ProductOut,
+        responses={**not_found, **duplicate},
+        name="update_product",
+    )
+    async def update_product(
+        product_id: ProductIdPath, body: ProductPatch, session: DbSession, cache: OptionalCache
+    ) -> JsonBytes:
+        """Change the given fields (none: the product as it is); cached product answers are dropped."""
+        changes = body.model_dump(exclude_unset=True)
+        if not changes:
+            product = await session.get(Product, product_id)
+        else:
+            statement = (
+                update(Product)
+                .where(Product.id == product_id)
+                .values(**changes)
+                .returning(Product)
+                .execution_options(synchronize_session=False)
+            )
+            try:
+                product = await session.scalar(statement)
+            except IntegrityError:
+                raise HTTPException(409, DUPLICATE) from None
+        if product is None:
+            raise HTTPException(404, NOT_FOUND)
+        if changes:
+            await session.commit()
+            await invalidate(cache)
+        return one.response(product, from_attributes=True)
+
+    return router

@@ -1,0 +1,76 @@
+"""``POST /users``, ``GET /users/{user_id}``, ``GET /users`` (keyset pages by id)."""
+
+# no ``from __future__ import annotations``: the handlers' annotations name build_router's
+# locals (page sizes from settings), so they must be evaluated where they are written
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Query
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from core.db import DbReadSession, DbSession
+from core.serialize import JsonBytes, serializer
+from plugins.users.models import User
+from plugins.users.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
+from plugins.users.schemas import ErrorOut, UserIn, UserOut, UserPage
+from plugins.users.settings import UsersSettings
+
+NOT_FOUND = "user not found"
+DUPLICATE = "a user with this email already exists"
+
+
+def build_router(settings: UsersSettings) -> APIRouter:
+    """The users routes, with page sizes from ``[users]``."""
+    router = APIRouter(tags=["users"])
+    one, page = serializer(UserOut), serializer(UserPage)
+
+    @router.post(
+        "/users",
+        status_code=201,
+        response_model=UserOut,
+        responses={
+            400: {"model": ErrorOut, "description": "Body is not JSON"},
+            409: {"model": ErrorOut, "description": "Email already registered"},
+        },
+        name="create_user",
+    )
+    async def create_user(body: UserIn, session: DbSession) -> JsonBytes:
+        """Create a user. The email is stored lower-cased; a duplicate (in any case) is a 409."""
+        user = User(email=body.email.lower(), name=body.name)
+        session.add(user)
+        try:
+            await session.flush()  # the unique index decides, so concurrent duplicates are caught too
+        except IntegrityError:
+            raise HTTPException(409, DUPLICATE) from None
+        return one.response(user, from_attributes=True, status_code=201)
+
+    @router.get(
+        "/users/{user_id}",
+        response_model=UserOut,
+        responses={404: {"model": ErrorOut, "description": "No such user"}},
+        name="get_user",
+    )
+    async def get_user(user_id: Annotated[int, Path(ge=1, le=INT32_MAX)], session: DbReadSession) -> JsonBytes:
+        """One user."""
+        user = await session.get(User, user_id)
+        if user is None:
+            raise HTTPException(404, NOT_FOUND)
+        return one.response(user, from_attributes=True)
+
+    @router.get("/users", response_model=UserPage, name="list_users")
+    async def list_users(
+        session: DbReadSession,
+        limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,
+        cursor: Annotated[
+            str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
+        ] = None,
+    ) -> JsonBytes:
+        """Users by id, ``limit`` at a time; stable under inserts (keyset, not offset)."""
+        after = decode_cursor(cursor)
+        rows: list[User] = []
+        if after < INT32_MAX:  # no id is greater: nothing to ask the database
+            query = select(User).where(User.id > after).order_by(User.id).limit(limit + 1)
+            rows = list((await session.scalars(query)).all())
+        return page.response(page_of(rows, limit), from_attributes=True)
+
+    return router
