@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from core.paging import encode_cursor
 from core.testing import LiveServer
-from plugins.users.paging import encode_cursor
 
 Make = Callable[..., FastAPI]
 INT32_MAX = 2**31 - 1

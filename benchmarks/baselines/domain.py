@@ -18,8 +18,8 @@ from payload import records
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
+from core.paging import encode_cursor, page_of
 from plugins.orders.schemas import OrderPage
-from plugins.products.paging import encode_cursor, page_of
 from plugins.products.schemas import ProductPage
 from plugins.users.schemas import UserOut
 

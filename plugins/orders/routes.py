@@ -19,10 +19,11 @@ from core.cache import SERVICE as CACHE
 from core.cache import CacheService
 from core.db import DbReadSession, DbSession
 from core.manager import one_line
+from core.schemas import ErrorOut
 from core.serialize import JsonBytes, serializer
 from core.tasks import Tasks
 from plugins.orders import store
-from plugins.orders.schemas import MAX_ID, ErrorOut, OrderCreated, OrderOut, OrderPage, order_in
+from plugins.orders.schemas import MAX_ID, OrderCreated, OrderOut, OrderPage, order_in
 from plugins.orders.settings import OrdersSettings
 from plugins.orders.tasks import SEND_CONFIRMATION
 

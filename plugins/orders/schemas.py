@@ -14,7 +14,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-MAX_ID = 2**31 - 1
+from core.paging import INT32_MAX
+
+MAX_ID = INT32_MAX
 MAX_QUANTITY = 10_000
 CENT = Decimal("0.01")
 
@@ -28,12 +30,6 @@ def _aware(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
 Cents = Annotated[Decimal, AfterValidator(lambda value: value.quantize(CENT))]  # "12.50", not "12.5"
-
-
-class ErrorOut(BaseModel):
-    """An error, as FastAPI's ``HTTPException`` renders it."""
-
-    detail: str
 
 
 class OrderLineIn(BaseModel):

@@ -169,15 +169,31 @@ def with_lines() -> Select[tuple[Order]]:
     return select(Order).options(_lines_option())
 
 
+@lru_cache(maxsize=1)
+def _statements() -> dict[str, Any]:
+    """The read statements, built once (on first use: the other plugins' tables and classes
+    are registered by then) with bind parameters, so every request reuses one statement
+    object: its cache key is computed once and the compiled SQL is reused."""
+    users = table("users")
+    newest = with_lines().where(Order.user_id == bindparam("user_id", type_=Integer))
+    before = newest.where(Order.id < bindparam("cursor", type_=Integer))
+    limit = bindparam("limit", type_=Integer)
+    return {
+        "order": with_lines().where(Order.id == bindparam("order_id", type_=Integer)),
+        "user_exists": select(users.c.id).where(users.c.id == bindparam("user_id", type_=Integer)),
+        "first_page": newest.order_by(Order.id.desc()).limit(limit),
+        "next_page": before.order_by(Order.id.desc()).limit(limit),
+    }
+
+
 async def get_order(session: AsyncSession, order_id: int) -> Order | None:
     """One order with its items and products, or ``None`` (three queries)."""
-    return await session.scalar(with_lines().where(Order.id == order_id))
+    return await session.scalar(_statements()["order"], {"order_id": order_id})
 
 
 async def user_exists(session: AsyncSession, user_id: int) -> bool:
     """True when the user exists."""
-    users = table("users")
-    return await session.scalar(select(users.c.id).where(users.c.id == user_id)) is not None
+    return await session.scalar(_statements()["user_exists"], {"user_id": user_id}) is not None
 
 
 async def user_orders(
@@ -186,10 +202,13 @@ async def user_orders(
     """A page of the user's orders (newest first, ids below ``cursor``) and the next cursor,
     or ``None`` when the user does not exist. Three queries whatever the page size (an empty
     page: the orders query and the user check)."""
-    query = with_lines().where(Order.user_id == user_id)
-    if cursor is not None:
-        query = query.where(Order.id < cursor)
-    rows = (await session.scalars(query.order_by(Order.id.desc()).limit(limit + 1))).all()
+    statements = _statements()
+    params = {"user_id": user_id, "limit": limit + 1}
+    if cursor is None:
+        query = statements["first_page"]
+    else:
+        query, params["cursor"] = statements["next_page"], cursor
+    rows = (await session.scalars(query, params)).all()
     if not rows and not await user_exists(session, user_id):
         return None
     if len(rows) > limit:

@@ -5,19 +5,20 @@ once committed)."""
 # no ``from __future__ import annotations``: the handlers' annotations name build_router's
 # locals (page sizes from settings), so they must be evaluated where they are written
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from sqlalchemy import select, update
+from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import HTTPConnection
 
 from core.cache import SERVICE, CacheService, cached
-from core.db import DbReadSession, DbSession
+from core.db import DbReadConnection, DbSession
+from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
+from core.schemas import ErrorOut
 from core.serialize import JsonBytes, serializer
 from plugins.products.models import Product
-from plugins.products.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
-from plugins.products.schemas import LINE_PATTERN, ErrorOut, ProductIn, ProductOut, ProductPage, ProductPatch
+from plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
 from plugins.products.settings import ProductsSettings
 
 log = logging.getLogger("fastplug.products")
@@ -25,6 +26,18 @@ log = logging.getLogger("fastplug.products")
 TAG = "products"
 NOT_FOUND = "product not found"
 DUPLICATE = "a product with this SKU already exists"
+
+# Core statements over the table's columns, built once: no ORM entities per row, and the
+# same statement objects each request (cache keys computed once, the compiled SQL reused)
+_products = Product.__table__
+_columns = select(*_products.c)
+_after = _columns.where(_products.c.id > bindparam("after", type_=Integer))
+_limit = bindparam("limit", type_=Integer)
+ONE = _columns.where(_products.c.id == bindparam("id", type_=Integer))
+PAGE = _after.order_by(_products.c.id).limit(_limit)
+PAGE_IN_CATEGORY = (  # the (category, id) index
+    _after.where(_products.c.category == bindparam("category", type_=String)).order_by(_products.c.id).limit(_limit)
+)
 
 
 async def _cache(conn: HTTPConnection) -> CacheService | None:
@@ -61,7 +74,7 @@ def build_router(settings: ProductsSettings) -> APIRouter:
     @router.get("/products", response_model=ProductPage, name="list_products")
     @cached(ttl=settings.cache_ttl, tags=[TAG])
     async def list_products(
-        session: DbReadSession,
+        db: DbReadConnection,
         category: Annotated[str | None, Query(min_length=1, max_length=50, pattern=LINE_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,
         cursor: Annotated[
@@ -70,20 +83,20 @@ def build_router(settings: ProductsSettings) -> APIRouter:
     ) -> JsonBytes:
         """Products by id (within ``category`` when given), ``limit`` at a time; cached."""
         after = decode_cursor(cursor)
-        rows: list[Product] = []
+        rows: list[Any] = []
         if after < INT32_MAX:  # no id is greater: nothing to ask the database
-            query = select(Product).where(Product.id > after)
-            if category is not None:
-                query = query.where(Product.category == category)  # the (category, id) index
-            query = query.order_by(Product.id).limit(limit + 1)
-            rows = list((await session.scalars(query)).all())
+            if category is None:
+                result = await db.execute(PAGE, {"after": after, "limit": limit + 1})
+            else:
+                result = await db.execute(PAGE_IN_CATEGORY, {"after": after, "category": category, "limit": limit + 1})
+            rows = list(result.all())
         return page.response(page_of(rows, limit), from_attributes=True)
 
     @router.get("/products/{product_id}", response_model=ProductOut, responses=not_found, name="get_product")
     @cached(ttl=settings.cache_ttl, tags=[TAG])
-    async def get_product(product_id: ProductIdPath, session: DbReadSession) -> JsonBytes:
+    async def get_product(product_id: ProductIdPath, db: DbReadConnection) -> JsonBytes:
         """One product; cached."""
-        product = await session.get(Product, product_id)
+        product = (await db.execute(ONE, {"id": product_id})).first()
         if product is None:
             raise HTTPException(404, NOT_FOUND)
         return one.response(product, from_attributes=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from plugins.products.paging import INT32_MAX
+from core.paging import INT32_MAX
 
 PRICE_PATTERN = r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$"
 _PRICE = re.compile(PRICE_PATTERN)
@@ -125,9 +125,3 @@ class ProductPage(BaseModel):
 
     items: list[ProductOut]
     next_cursor: str | None
-
-
-class ErrorOut(BaseModel):
-    """An error answer (FastAPI's ``{"detail": "..."}``)."""
-
-    detail: str

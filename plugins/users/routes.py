@@ -2,21 +2,33 @@
 
 # no ``from __future__ import annotations``: the handlers' annotations name build_router's
 # locals (page sizes from settings), so they must be evaluated where they are written
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import DbReadSession, DbSession
+from core.db import DbReadConnection, DbSession
+from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
+from core.schemas import ErrorOut
 from core.serialize import JsonBytes, serializer
 from plugins.users.models import User
-from plugins.users.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
-from plugins.users.schemas import ErrorOut, UserIn, UserOut, UserPage
+from plugins.users.schemas import UserIn, UserOut, UserPage
 from plugins.users.settings import UsersSettings
 
 NOT_FOUND = "user not found"
 DUPLICATE = "a user with this email already exists"
+
+# Core statements over the table's columns, built once: no ORM entities per row, and the
+# same statement object each request (its cache key is computed once, the compiled SQL reused)
+_users = User.__table__
+_columns = select(*_users.c)
+ONE = _columns.where(_users.c.id == bindparam("id", type_=Integer))
+PAGE = (
+    _columns.where(_users.c.id > bindparam("after", type_=Integer))
+    .order_by(_users.c.id)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
 def build_router(settings: UsersSettings) -> APIRouter:
@@ -50,16 +62,16 @@ def build_router(settings: UsersSettings) -> APIRouter:
         responses={404: {"model": ErrorOut, "description": "No such user"}},
         name="get_user",
     )
-    async def get_user(user_id: Annotated[int, Path(ge=1, le=INT32_MAX)], session: DbReadSession) -> JsonBytes:
+    async def get_user(user_id: Annotated[int, Path(ge=1, le=INT32_MAX)], db: DbReadConnection) -> JsonBytes:
         """One user."""
-        user = await session.get(User, user_id)
+        user = (await db.execute(ONE, {"id": user_id})).first()
         if user is None:
             raise HTTPException(404, NOT_FOUND)
         return one.response(user, from_attributes=True)
 
     @router.get("/users", response_model=UserPage, name="list_users")
     async def list_users(
-        session: DbReadSession,
+        db: DbReadConnection,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,
         cursor: Annotated[
             str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
@@ -67,10 +79,9 @@ def build_router(settings: UsersSettings) -> APIRouter:
     ) -> JsonBytes:
         """Users by id, ``limit`` at a time; stable under inserts (keyset, not offset)."""
         after = decode_cursor(cursor)
-        rows: list[User] = []
+        rows: list[Any] = []
         if after < INT32_MAX:  # no id is greater: nothing to ask the database
-            query = select(User).where(User.id > after).order_by(User.id).limit(limit + 1)
-            rows = list((await session.scalars(query)).all())
+            rows = list((await db.execute(PAGE, {"after": after, "limit": limit + 1})).all())
         return page.response(page_of(rows, limit), from_attributes=True)
 
     return router

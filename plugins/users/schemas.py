@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from plugins.users.paging import INT32_MAX
+from core.paging import INT32_MAX
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -48,9 +48,3 @@ class UserPage(BaseModel):
 
     items: list[UserOut]
     next_cursor: str | None
-
-
-class ErrorOut(BaseModel):
-    """An error answer (FastAPI's ``{"detail": "..."}``)."""
-
-    detail: str

@@ -1,7 +1,13 @@
-"""Keyset pagination for ``GET /products``: opaque cursors carrying the last id of a page.
+"""Keyset pagination by id: opaque cursors carrying the last id of a page.
 
 A cursor is the URL-safe base64 (unpadded) of the last id as 4 big-endian bytes: always six
 characters of ``[A-Za-z0-9_-]``, so the OpenAPI pattern describes exactly what is accepted.
+Ids are 32-bit ``INTEGER`` keys (``1..INT32_MAX``)::
+
+    cursor: Annotated[str | None, Query(pattern=CURSOR_PATTERN)] = None
+    after = decode_cursor(cursor)  # 0: the first page
+    rows = ...  # up to limit + 1 rows with id > after, by id
+    return page.response(page_of(rows, limit), from_attributes=True)
 """
 
 from __future__ import annotations
