@@ -20,11 +20,13 @@ relationship is an error, not a hidden query per row (N+1). Load what a route ne
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import MetaData
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, RelationshipProperty
 from starlette.requests import HTTPConnection
@@ -34,6 +36,7 @@ from core.services import ServiceMissing, service
 ENGINE = "db.engine"
 SESSIONMAKER = "db.sessionmaker"
 READ_ENGINE = "db.read_engine"
+GATE = "db.gate"
 RAW_POOL = "db.raw_pool"
 QUERIES = "db.queries"
 
@@ -67,12 +70,54 @@ class Base(DeclarativeBase):
         super().__init_subclass__(**kwargs)
 
 
+class FairGate:
+    """First come, first served admission to the engine's pool, for request dependencies.
+
+    SQLAlchemy's async pool queue lets a request that arrives just as a connection is
+    returned take it ahead of requests already waiting (``asyncio.Queue`` barging): under
+    load above the pool size some requests then wait seconds while others pass. The gate
+    holds ``pool_size + max_overflow`` places and hands them out in arrival order, so the
+    pool itself never has waiters. Waiting is bounded by ``[db] pool_timeout`` (503).
+    """
+
+    __slots__ = ("places", "timeout")
+
+    def __init__(self, places: int, timeout: float) -> None:
+        self.places = asyncio.Semaphore(places)  # FIFO: a released place goes to the oldest waiter
+        self.timeout = timeout
+
+    async def __aenter__(self) -> None:
+        places = self.places
+        if not places.locked():
+            await places.acquire()  # returns at once
+            return
+        try:
+            async with asyncio.timeout(self.timeout):
+                await places.acquire()
+        except TimeoutError:
+            raise sa_exc.TimeoutError(f"no database connection within {self.timeout} s") from None
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.places.release()
+
+
+class _NoGate:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+NO_GATE = _NoGate()
+
+
 async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     try:
         maker: async_sessionmaker[AsyncSession] = conn.scope["state"][SESSIONMAKER]
     except KeyError:
         raise ServiceMissing("no database session: is the db plugin enabled and started?") from None
-    async with maker() as session:
+    async with conn.scope["state"].get(GATE, NO_GATE), maker() as session:
         try:
             yield session
         except BaseException:
@@ -92,7 +137,7 @@ async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
         maker: async_sessionmaker[AsyncSession] = conn.scope["state"][SESSIONMAKER]
     except KeyError:
         raise ServiceMissing("no database session: is the db plugin enabled and started?") from None
-    async with maker() as session:
+    async with conn.scope["state"].get(GATE, NO_GATE), maker() as session:
         await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
 
@@ -107,7 +152,7 @@ async def _read_connection(conn: HTTPConnection) -> AsyncIterator[AsyncConnectio
         engine: AsyncEngine = conn.scope["state"][READ_ENGINE]
     except KeyError:
         raise ServiceMissing("no database connection: is the db plugin enabled and started?") from None
-    async with engine.connect() as connection:
+    async with conn.scope["state"].get(GATE, NO_GATE), engine.connect() as connection:
         yield connection
 
 

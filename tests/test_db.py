@@ -295,3 +295,37 @@ def test_backref_side_raises_too() -> None:
     configure_mappers()
     assert Shelf.books.property.lazy == "raise"
     assert Book.shelf.property.lazy == "raise"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("dependency", ["session", "read_session", "read_connection"])
+def test_connections_are_shared_fairly_under_load(make: Make, db_url: str, dependency: str) -> None:
+    """Twenty busy clients on a pool of two each get their turn: a request that arrives as a
+    connection comes back queues behind those already waiting (SQLAlchemy's pool queue alone
+    lets it take the connection first, and some requests then wait for seconds)."""
+    from starlette.requests import HTTPConnection
+
+    from core import db
+
+    open_one = {"session": db._session, "read_session": db._read_session, "read_connection": db._read_connection}[
+        dependency
+    ]
+    app = make(db_url, pool_size=2, max_overflow=0, pool_timeout=30)
+    with TestClient(app) as client:
+        conn = HTTPConnection({"type": "http", "state": Runtime.of(app).services})
+        turns = dict.fromkeys(range(20), 0)
+        total = 400
+
+        async def client_loop(me: int) -> None:
+            while sum(turns.values()) < total:
+                held = open_one(conn)
+                await held.__anext__()
+                turns[me] += 1
+                await asyncio.sleep(0)
+                await held.aclose()
+
+        async def scenario() -> None:
+            await asyncio.gather(*(client_loop(me) for me in turns))
+
+        in_app(client, scenario)
+    # in arrival order every client gets about total/20 = 20 turns
+    assert min(turns.values()) >= 10, turns

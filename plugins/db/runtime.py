@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from config.settings import Settings
-from core.db import ENGINE, QUERIES, RAW_POOL, READ_ENGINE, SESSIONMAKER, BoundedPool
+from core.db import ENGINE, GATE, QUERIES, RAW_POOL, READ_ENGINE, SESSIONMAKER, BoundedPool, FairGate
 from core.manager import Plugins, one_line
 from core.runtime import Runtime
 from core.services import Services
@@ -84,6 +84,7 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
             ENGINE: engine,
             READ_ENGINE: engine.execution_options(isolation_level="AUTOCOMMIT"),  # shares the pool
             SESSIONMAKER: async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+            GATE: FairGate(conf.pool_size + conf.max_overflow, conf.pool_timeout),
             QUERIES: counter,
             POOL_STATS: partial(pool_stats, engine),
         }
