@@ -91,3 +91,14 @@ def test_response_is_sent_as_is_and_documented_by_response_model() -> None:
 
     schema = app.openapi()["paths"]["/items"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/PageOut"}
+
+
+def test_records_zip_rows_by_position_and_validate_like_attributes() -> None:
+    from core.serialize import records
+
+    keys = ("id", "name", "price", "created_at")
+    rows = [(r.id, r.name, r.price, r.created_at) for r in ROWS]
+    as_dicts = records(rows, keys)
+    assert as_dicts[0] == {"id": 1, "name": "item 1", "price": Decimal("9.50"), "created_at": ROWS[0].created_at}
+    page = serializer(PageOut)
+    assert page.dump({"items": as_dicts}, from_attributes=True) == page.dump({"items": ROWS}, from_attributes=True)

@@ -5,6 +5,7 @@ once committed)."""
 # no ``from __future__ import annotations``: the handlers' annotations name build_router's
 # locals (page sizes from settings), so they must be evaluated where they are written
 import logging
+from operator import itemgetter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
@@ -16,7 +17,7 @@ from core.cache import SERVICE, CacheService, cached
 from core.db import DbReadConnection, DbSession
 from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
 from core.schemas import ErrorOut
-from core.serialize import JsonBytes, serializer
+from core.serialize import JsonBytes, records, serializer
 from plugins.products.models import Product
 from plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
 from plugins.products.settings import ProductsSettings
@@ -89,8 +90,8 @@ def build_router(settings: ProductsSettings) -> APIRouter:
                 result = await db.execute(PAGE, {"after": after, "limit": limit + 1})
             else:
                 result = await db.execute(PAGE_IN_CATEGORY, {"after": after, "category": category, "limit": limit + 1})
-            rows = list(result.all())
-        return page.response(page_of(rows, limit), from_attributes=True)
+            rows = records(result.all(), result.keys())
+        return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
     @router.get("/products/{product_id}", response_model=ProductOut, responses=not_found, name="get_product")
     @cached(ttl=settings.cache_ttl, tags=[TAG])

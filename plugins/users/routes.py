@@ -2,6 +2,7 @@
 
 # no ``from __future__ import annotations``: the handlers' annotations name build_router's
 # locals (page sizes from settings), so they must be evaluated where they are written
+from operator import itemgetter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import DbReadConnection, DbSession
 from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
 from core.schemas import ErrorOut
-from core.serialize import JsonBytes, serializer
+from core.serialize import JsonBytes, records, serializer
 from plugins.users.models import User
 from plugins.users.schemas import UserIn, UserOut, UserPage
 from plugins.users.settings import UsersSettings
@@ -81,7 +82,8 @@ def build_router(settings: UsersSettings) -> APIRouter:
         after = decode_cursor(cursor)
         rows: list[Any] = []
         if after < INT32_MAX:  # no id is greater: nothing to ask the database
-            rows = list((await db.execute(PAGE, {"after": after, "limit": limit + 1})).all())
-        return page.response(page_of(rows, limit), from_attributes=True)
+            result = await db.execute(PAGE, {"after": after, "limit": limit + 1})
+            rows = records(result.all(), result.keys())
+        return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
     return router
