@@ -9,11 +9,24 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_sync
 
 from core.testing import require_service, require_tool
+
+
+def wait_for(predicate: Callable[[], Any], what: str, limit: float = 30.0) -> Any:
+    """Poll ``predicate`` until it is truthy (bounded: a hang fails, nothing is timed)."""
+    deadline = time.monotonic() + limit
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
 
 
 @pytest.fixture

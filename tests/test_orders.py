@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,23 +28,12 @@ from plugins.orders.models import Order, OrderEmail, OrderItem
 from plugins.products.models import Product
 from plugins.tasks.models import OutboxMessage
 from plugins.users.models import User
+from tests.conftest import wait_for
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 PLUGINS = ["health", "db", "tasks", "users", "products", "orders"]
 Make = Callable[..., FastAPI]
-
-
-def wait_for(predicate: Callable[[], Any], what: str, limit: float = 30.0) -> Any:
-    """Poll ``predicate`` until it is truthy (bounded: a hang fails, nothing is timed)."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture

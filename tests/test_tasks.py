@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,25 +26,13 @@ from config.errors import FastplugError
 from core.cli import cli
 from core.runtime import Runtime
 from core.testing import require_service
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 from tests.helpers_plugins import FakeDists
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
 TESTS = Path(__file__).resolve().parent
 RABBIT = "amqp://guest:guest@127.0.0.1:5672//"
 Make = Callable[..., FastAPI]
-
-
-def wait_for(predicate: Callable[[], Any], what: str, limit: float = 30.0) -> Any:
-    """Poll ``predicate`` until it is truthy (bounded: a hang fails, nothing is timed)."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def in_app(client: TestClient, coro: Callable[[], Any]) -> Any:
