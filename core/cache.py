@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from core.services import service
 
@@ -80,3 +83,12 @@ class CacheService(Protocol):
 
 ResponseCache = service(SERVICE, CacheService)
 """The :class:`CacheService` for handlers (``await cache.invalidate(tags=[...])``)."""
+
+
+async def _optional_cache(conn: HTTPConnection) -> CacheService | None:
+    return conn.scope.get("state", {}).get(SERVICE)  # type: ignore[no-any-return]
+
+
+OptionalCache = Annotated[CacheService | None, Depends(_optional_cache)]
+"""The :class:`CacheService` when the cache plugin runs, else ``None``: for handlers that
+work with or without it (writes that invalidate what the cache may hold)."""

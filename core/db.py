@@ -77,7 +77,10 @@ class FairGate:
     returned take it ahead of requests already waiting (``asyncio.Queue`` barging): under
     load above the pool size some requests then wait seconds while others pass. The gate
     holds ``pool_size + max_overflow`` places and hands them out in arrival order, so the
-    pool itself never has waiters. Waiting is bounded by ``[db] pool_timeout`` (503).
+    pool itself rarely has waiters. Waiting is bounded by ``[db] pool_timeout`` (503). Work
+    outside requests (the outbox relay, health checks, tasks in the embedded worker) takes
+    connections without the gate: at a full pool a request may then wait in the pool's own
+    queue too, up to ``pool_timeout`` more.
     """
 
     __slots__ = ("places", "timeout")

@@ -233,6 +233,9 @@ def test_bodies_out_of_bounds_are_422(shop: Shop) -> None:
         {"user_id": user, "items": [{"product_id": 0, "quantity": 1}]},
         {"user_id": user, "items": [{"product_id": mug, "quantity": 1}] * 101},
         {"user_id": user, "items": [{"product_id": mug, "quantity": 1, "price": "0.01"}]},
+        {"user_id": str(user), "items": [{"product_id": mug, "quantity": 1}]},
+        {"user_id": user, "items": [{"product_id": mug, "quantity": True}]},
+        {"user_id": user, "items": [{"product_id": mug, "quantity": 1.5}]},
     ]
     assert [shop.client.post("/orders", json=body).status_code for body in bad] == [422] * len(bad)
     assert shop.stock(mug) == 5

@@ -11,15 +11,13 @@ FastAPI's validation-error shape, ``loc`` pointing at the field). Responses are 
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
-from starlette.requests import HTTPConnection
 
-from core.cache import SERVICE as CACHE
-from core.cache import CacheService
+from core.cache import CacheService, OptionalCache
 from core.db import DbReadSession, DbSession
 from core.manager import one_line
-from core.schemas import ErrorOut
+from core.schemas import UNAVAILABLE, ErrorOut
 from core.serialize import JsonBytes, serializer
 from core.tasks import Tasks
 from plugins.orders import store
@@ -33,14 +31,6 @@ OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]
 LOCATION = {"description": "the new order's path", "schema": {"type": "string"}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "not found"}}
-
-
-async def _optional_cache(conn: HTTPConnection) -> CacheService | None:
-    return conn.scope.get("state", {}).get(CACHE)  # type: ignore[no-any-return]
-
-
-OptionalCache = Annotated[CacheService | None, Depends(_optional_cache)]
-"""The response cache when the cache plugin runs, else ``None``."""
 
 
 def _unknown(rejected: store.UnknownReferences, lines: list[Any]) -> RequestValidationError:
@@ -66,7 +56,7 @@ async def _invalidate_products(cache: CacheService | None) -> None:
 
 def build_router(conf: OrdersSettings) -> APIRouter:
     """The orders routes, ``[orders]`` applied (line cap, page sizes, email sender)."""
-    router = APIRouter()
+    router = APIRouter(responses=UNAVAILABLE)
     body_model = order_in(conf.max_items)
     max_page = conf.max_page_size
     default_page = min(conf.page_size, max_page)

@@ -35,7 +35,7 @@ Cents = Annotated[Decimal, AfterValidator(lambda value: value.quantize(CENT))]  
 class OrderLineIn(BaseModel):
     """One line of a new order; lines naming the same product are merged."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "1" or true is not an id or a quantity
 
     product_id: Id
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
@@ -44,7 +44,7 @@ class OrderLineIn(BaseModel):
 class OrderIn(BaseModel):
     """A new order: who orders and what (at most ``[orders] max_items`` lines)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # "1" or true is not an id or a quantity
 
     user_id: Id
     items: list[OrderLineIn] = Field(min_length=1, max_length=1000)

@@ -57,7 +57,9 @@ class OutOfStock(OrderRejected):
 
     def __init__(self, short: Mapping[int, tuple[int, int]]) -> None:
         lines = "; ".join(f"product {pid}: {want} ordered, {have} in stock" for pid, (want, have) in short.items())
-        super().__init__(f"insufficient stock: {lines}")
+        super().__init__(
+            f"insufficient stock: {lines}" if lines else "insufficient stock: the stock changed, try again"
+        )
         self.short = dict(short)
 
 
@@ -111,6 +113,7 @@ async def _diagnose(
     missing += [UnknownReference(("body", "items"), "product", pid) for pid in lines if pid not in stock]
     if missing:
         return UnknownReferences(missing)
+    # nothing short: the stock was raised since the UPDATE failed; the client may retry
     return OutOfStock({pid: (want, stock[pid]) for pid, want in lines.items() if stock[pid] < want})
 
 

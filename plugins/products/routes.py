@@ -8,15 +8,14 @@ import logging
 from operator import itemgetter
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from starlette.requests import HTTPConnection
 
-from core.cache import SERVICE, CacheService, cached
+from core.cache import CacheService, OptionalCache, cached
 from core.db import DbReadConnection, DbSession
 from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
-from core.schemas import ErrorOut
+from core.schemas import UNAVAILABLE, ErrorOut
 from core.serialize import JsonBytes, records, serializer
 from plugins.products.models import Product
 from plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
@@ -39,14 +38,7 @@ PAGE = _after.order_by(_products.c.id).limit(_limit)
 PAGE_IN_CATEGORY = (  # the (category, id) index
     _after.where(_products.c.category == bindparam("category", type_=String)).order_by(_products.c.id).limit(_limit)
 )
-
-
-async def _cache(conn: HTTPConnection) -> CacheService | None:
-    return conn.scope.get("state", {}).get(SERVICE)
-
-
-OptionalCache = Annotated[CacheService | None, Depends(_cache)]
-"""The response cache when the cache plugin runs; ``None`` without it (writes still work)."""
+KEYS = tuple(PAGE.selected_columns.keys())  # the dict keys of a page's rows
 
 
 async def invalidate(cache: CacheService | None) -> None:
@@ -63,7 +55,7 @@ async def invalidate(cache: CacheService | None) -> None:
 
 def build_router(settings: ProductsSettings) -> APIRouter:
     """The products routes, with page sizes and cache lifetimes from ``[products]``."""
-    router = APIRouter(tags=["products"])
+    router = APIRouter(tags=["products"], responses=UNAVAILABLE)
     one, page = serializer(ProductOut), serializer(ProductPage)
     ProductIdPath = Annotated[int, Path(ge=1, le=INT32_MAX)]  # noqa: N806 - a type alias
     not_found = {404: {"model": ErrorOut, "description": "No such product"}}
@@ -90,7 +82,7 @@ def build_router(settings: ProductsSettings) -> APIRouter:
                 result = await db.execute(PAGE, {"after": after, "limit": limit + 1})
             else:
                 result = await db.execute(PAGE_IN_CATEGORY, {"after": after, "category": category, "limit": limit + 1})
-            rows = records(result.all(), result.keys())
+            rows = records(result.all(), KEYS)
         return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
     @router.get("/products/{product_id}", response_model=ProductOut, responses=not_found, name="get_product")

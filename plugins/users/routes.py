@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import DbReadConnection, DbSession
 from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
-from core.schemas import ErrorOut
+from core.schemas import UNAVAILABLE, ErrorOut
 from core.serialize import JsonBytes, records, serializer
 from plugins.users.models import User
 from plugins.users.schemas import UserIn, UserOut, UserPage
@@ -30,11 +30,12 @@ PAGE = (
     .order_by(_users.c.id)
     .limit(bindparam("limit", type_=Integer))
 )
+KEYS = tuple(PAGE.selected_columns.keys())  # the dict keys of a page's rows
 
 
 def build_router(settings: UsersSettings) -> APIRouter:
     """The users routes, with page sizes from ``[users]``."""
-    router = APIRouter(tags=["users"])
+    router = APIRouter(tags=["users"], responses=UNAVAILABLE)
     one, page = serializer(UserOut), serializer(UserPage)
 
     @router.post(
@@ -83,7 +84,7 @@ def build_router(settings: UsersSettings) -> APIRouter:
         rows: list[Any] = []
         if after < INT32_MAX:  # no id is greater: nothing to ask the database
             result = await db.execute(PAGE, {"after": after, "limit": limit + 1})
-            rows = records(result.all(), result.keys())
+            rows = records(result.all(), KEYS)
         return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
     return router
