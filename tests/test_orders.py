@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
+from core.paging import decode_cursor, encode_cursor
 from core.runtime import Runtime
 from core.testing import LiveServer, require_service
 from plugins.orders.models import Order, OrderEmail, OrderItem
@@ -266,9 +267,13 @@ def test_get_order_and_user_orders(shop: Shop) -> None:
 
     first = shop.client.get(f"/users/{user}/orders", params={"limit": 2}).json()
     rest = shop.client.get(f"/users/{user}/orders", params={"limit": 2, "cursor": first["next_cursor"]}).json()
-    assert [o["id"] for o in first["items"]] == ids[:0:-1] and first["next_cursor"] == ids[1]
+    assert [o["id"] for o in first["items"]] == ids[:0:-1] and decode_cursor(first["next_cursor"]) == ids[1]
     assert [o["id"] for o in rest["items"]] == ids[:1] and rest["next_cursor"] is None
     assert [i["quantity"] for o in first["items"] for i in o["items"]] == [3, 2]
+    beyond = shop.client.get(f"/users/{user}/orders", params={"cursor": encode_cursor(2**32 - 1)})
+    assert [o["id"] for o in beyond.json()["items"]] == ids[::-1]  # above every id: the first page
+    malformed = shop.client.get(f"/users/{user}/orders", params={"cursor": "12"})
+    assert malformed.status_code == 422
     empty = shop.client.get(f"/users/{other}/orders")
     assert empty.status_code == 200 and empty.json() == {"items": [], "next_cursor": None}
     nobody = shop.client.get("/users/999999/orders")

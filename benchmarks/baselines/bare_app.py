@@ -15,6 +15,7 @@ default response-model path (``-> UserOut``, ``-> OrderPage``, the plugins' sche
 Run: ``uvicorn --app-dir benchmarks/baselines bare_app:app``.
 """
 
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -110,7 +111,9 @@ async def user_orders(
                 "product": product,
             }
         )
-    page = {"items": list(out.values()), "next_cursor": orders[-1]["id"] if more else None}
+    last = orders[-1]["id"].to_bytes(4, "big") if more else None  # the plugins' opaque cursor
+    cursor_out = base64.urlsafe_b64encode(last).decode().rstrip("=") if last else None
+    page = {"items": list(out.values()), "next_cursor": cursor_out}
     return page  # type: ignore[return-value]  # FastAPI validates it into OrderPage
 
 

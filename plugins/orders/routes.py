@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from core.cache import CacheService, OptionalCache
 from core.db import DbReadSession, DbSession
 from core.manager import one_line
+from core.paging import CURSOR_PATTERN, decode_cursor, encode_cursor
 from core.schemas import UNAVAILABLE, ErrorOut
 from core.serialize import JsonBytes, serializer
 from core.tasks import Tasks
@@ -121,14 +122,20 @@ def build_router(conf: OrdersSettings) -> APIRouter:
         user_id: UserId,
         session: DbReadSession,
         limit: Annotated[int, Query(ge=1, le=max_page, description="orders per page")] = default_page,
-        cursor: Annotated[int | None, Query(ge=1, le=MAX_ID, description="the previous page's next_cursor")] = None,
+        cursor: Annotated[
+            str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
+        ] = None,
     ) -> JsonBytes:
         """A user's orders, newest first, with their items and products: the same few
         queries whatever the number of orders (keyset pages)."""
-        found = await store.user_orders(session, user_id, limit, cursor)
+        before: int | None = None if cursor is None else decode_cursor(cursor)
+        if before is not None and before > MAX_ID:  # every id is below it: the first page
+            before = None
+        found = await store.user_orders(session, user_id, limit, before)
         if found is None:
             raise HTTPException(404, f"user {user_id} not found")
-        rows, next_cursor = found
+        rows, last = found
+        next_cursor = None if last is None else encode_cursor(last)
         return page.response({"items": rows, "next_cursor": next_cursor}, from_attributes=True)
 
     return router

@@ -107,4 +107,4 @@ class OrderPage(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     items: list[OrderOut]
-    next_cursor: int | None
+    next_cursor: str | None
