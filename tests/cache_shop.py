@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import Sequence
 
+import anyio
 from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel
 
@@ -14,6 +16,19 @@ from core.cache import ResponseCache, cached
 
 calls: Counter[str] = Counter()
 router = APIRouter()
+# /gated and /gated-swr: a test holds their handler after it "read the database" (entered)
+# until it sets the gate (threading events: tests run in another thread than the server)
+gate = threading.Event()
+entered = threading.Event()
+GATE_TIMEOUT = 10.0
+
+
+async def _read_then_wait(counter: str) -> int:
+    calls[counter] += 1
+    seen = calls[counter]  # what the handler read, before a writer gets in
+    entered.set()
+    await anyio.to_thread.run_sync(gate.wait, GATE_TIMEOUT)
+    return seen
 
 
 class Item(BaseModel):
@@ -38,6 +53,27 @@ async def get_item(item_id: int) -> dict[str, object]:
 @router.post("/items/{item_id}")
 async def update_item(item_id: int, cache: ResponseCache) -> dict[str, int]:
     return {"invalidated": await cache.invalidate(tags=["items"])}
+
+
+@router.get("/gated/{name}", name="gated")
+@cached(ttl=60, tags=["gated"])
+async def gated(name: str) -> dict[str, object]:
+    return {"name": name, "calls": await _read_then_wait("gated")}
+
+
+@router.get("/gated-swr", name="gated-swr")
+@cached(ttl=0.2, tags=["gated"], stale_while_revalidate=60)
+async def gated_swr() -> dict[str, object]:
+    return {"calls": await _read_then_wait("gated-swr")}
+
+
+@router.post("/invalidate")
+async def invalidate(cache: ResponseCache, tag: str = "", route: str = "", path: str = "") -> dict[str, int]:
+    """A writer: invalidate one tag, route name or path."""
+    removed = await cache.invalidate(
+        tags=[tag] if tag else [], routes=[route] if route else [], paths=[path] if path else []
+    )
+    return {"invalidated": removed}
 
 
 @router.get("/falsy/{kind}")

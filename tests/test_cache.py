@@ -30,6 +30,8 @@ TESTS = Path(__file__).resolve().parent
 @pytest.fixture(autouse=True)
 def reset_calls() -> None:
     cache_shop.calls.clear()
+    cache_shop.gate.set()
+    cache_shop.entered.clear()
 
 
 @pytest.fixture
@@ -225,6 +227,15 @@ def test_escaped_separators_and_non_ascii_queries_are_keyed_apart(make: Make) ->
     assert euro.json() == again.json()
 
 
+def test_a_repeated_parameter_keeps_its_order_in_the_key(make: Make) -> None:
+    with TestClient(make()) as client:
+        one_two = client.get("/search?page=1&page=2")
+        two_one = client.get("/search?page=2&page=1")
+        again = client.get("/search?page=1&page=2")
+    assert [one_two.json()["page"], two_one.json()["page"]] == [2, 1]
+    assert [one_two.headers["x-cache"], two_one.headers["x-cache"], again.headers["x-cache"]] == ["MISS", "MISS", "HIT"]
+
+
 def test_accept_encoding_is_keyed_by_negotiated_coding(make: Make) -> None:
     with TestClient(make()) as client:
         gzip = client.get("/items/5", headers={"accept-encoding": "gzip"})
@@ -308,3 +319,102 @@ def test_redis_outage_bypasses_then_recovers(
         back = [client.get("/items/1").headers["x-cache"] for _ in range(2)]
     assert [(r.status_code, r.headers["x-cache"]) for r in down] == [(200, "BYPASS")] * 5
     assert back == ["MISS", "HIT"]
+
+
+def wait_for(condition: Callable[[], object], what: str) -> None:
+    """Wait (bounded) until ``condition()`` holds; a failure to get there fails the test."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.005)
+
+
+def cache_of(app: FastAPI) -> Any:
+    return app.state.fastplug.services.get("cache")
+
+
+def joiners(app: FastAPI) -> int:
+    """Requests waiting on the fills in flight (each shields the flight's future once)."""
+    return sum(len(flight._callbacks or ()) for flight in list(cache_of(app).flights.values()))
+
+
+def held_miss(pool: ThreadPoolExecutor, url: str) -> Any:
+    """GET ``url`` in the background; return once its handler has read and is held at the gate."""
+    cache_shop.gate.clear()
+    cache_shop.entered.clear()
+    pending = pool.submit(httpx.get, url, timeout=30)
+    assert cache_shop.entered.wait(10), "the handler never ran"
+    return pending
+
+
+@pytest.mark.parametrize(
+    "writer", [{"tag": "gated"}, {"route": "gated"}, {"path": "/gated/a"}], ids=["tag", "route", "path"]
+)
+def test_an_answer_invalidated_while_computed_is_not_stored(make: Make, writer: dict[str, str]) -> None:
+    app = make()
+    with LiveServer(app) as server, ThreadPoolExecutor(2) as pool:
+        url = f"{server.url}/gated/a"
+        first = held_miss(pool, url)  # read the old row, not answered yet
+        assert httpx.post(f"{server.url}/invalidate", params=writer).json() == {"invalidated": 0}
+        joined = pool.submit(httpx.get, url, timeout=30)  # a reader after the write joins the fill
+        wait_for(lambda: joiners(app) == 1, "the second reader to join the fill")
+        cache_shop.gate.set()
+        first_answer, joined_answer = first.result(), joined.result()
+        again = httpx.get(url)
+        then = httpx.get(url)
+    assert (first_answer.headers["x-cache"], first_answer.json()["calls"]) == ("MISS", 1)  # still answered
+    assert (joined_answer.headers["x-cache"], joined_answer.json()["calls"]) == ("MISS", 2)  # not the old answer
+    assert (again.headers["x-cache"], again.json()["calls"]) == ("MISS", 3)  # nothing was stored
+    assert (then.headers["x-cache"], then.json()["calls"]) == ("HIT", 3)
+    assert cache_shop.calls["gated"] == 3
+
+
+def test_an_invalidation_of_another_tag_does_not_prevent_the_store(make: Make) -> None:
+    with LiveServer(make()) as server, ThreadPoolExecutor(1) as pool:
+        first = held_miss(pool, f"{server.url}/gated/a")
+        httpx.post(f"{server.url}/invalidate", params={"tag": "items"})
+        httpx.post(f"{server.url}/invalidate", params={"path": "/gated/b"})
+        cache_shop.gate.set()
+        assert first.result().json()["calls"] == 1
+        again = httpx.get(f"{server.url}/gated/a")
+    assert (again.headers["x-cache"], again.json()["calls"]) == ("HIT", 1)
+
+
+def test_a_refresh_invalidated_while_computed_is_not_stored(make: Make) -> None:
+    app = make()
+    with LiveServer(app) as server:
+        url = f"{server.url}/gated-swr"
+        assert httpx.get(url).json() == {"calls": 1}
+        time.sleep(0.3)  # past its 0.2 s ttl: stale
+        cache_shop.gate.clear()
+        cache_shop.entered.clear()
+        stale = httpx.get(url)  # answered from the stale entry; the refresh runs, held at the gate
+        assert cache_shop.entered.wait(10), "the refresh never ran"
+        httpx.post(f"{server.url}/invalidate", params={"tag": "gated"})
+        cache_shop.gate.set()
+        wait_for(lambda: not cache_of(app).background, "the refresh to end")
+        again = httpx.get(url)
+        then = httpx.get(url)
+    assert (stale.headers["x-cache"], stale.json()["calls"]) == ("STALE", 1)
+    assert (again.headers["x-cache"], again.json()["calls"]) == ("MISS", 3)  # the refresh's answer was dropped
+    assert (then.headers["x-cache"], then.json()["calls"]) == ("HIT", 3)
+
+
+def test_an_invalidation_from_another_process_while_computed_prevents_the_store(
+    fastplug_settings_file: Path, fastplug_app_factory: Make, prefix: str
+) -> None:
+    require_service("Redis", "127.0.0.1", 6379)
+    settings = settings_for("redis", prefix)
+    with LiveServer(fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)) as server:
+        with ThreadPoolExecutor(1) as pool:
+            first = held_miss(pool, f"{server.url}/gated/a")
+            writer = in_other_process(settings, fastplug_settings_file, "POST", "/invalidate?tag=gated", seed="3")
+            cache_shop.gate.set()
+            first_answer = first.result()
+        again = httpx.get(f"{server.url}/gated/a")
+        then = httpx.get(f"{server.url}/gated/a")
+    assert json.loads(writer["body"]) == {"invalidated": 0}
+    assert (first_answer.headers["x-cache"], first_answer.json()["calls"]) == ("MISS", 1)
+    assert (again.headers["x-cache"], again.json()["calls"]) == ("MISS", 2)
+    assert (then.headers["x-cache"], then.json()["calls"]) == ("HIT", 2)

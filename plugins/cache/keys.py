@@ -23,7 +23,9 @@ def sorted_query(query_string: bytes) -> bytes:
     # percent-escapes decode byte for byte (latin-1: any byte sequence, no UnicodeError), and
     # the pairs are re-quoted, so an escaped "&" or "=" inside a value stays part of it
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
-    return urlencode(sorted(pairs), encoding="latin-1").encode("ascii")
+    # by name only: the sort is stable, so a repeated parameter keeps its order (?a=1&a=2 and
+    # ?a=2&a=1 are different requests: FastAPI reads the last value of a scalar parameter)
+    return urlencode(sorted(pairs, key=lambda pair: pair[0]), encoding="latin-1").encode("ascii")
 
 
 def accepted_coding(accept_encoding: bytes) -> bytes:

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plugins.cache.backends import BackendUnavailable
+from plugins.cache.backends import BackendUnavailable, Snapshot
 from plugins.cache.entry import Entry, build_entry
 from plugins.cache.keys import accepted_coding, request_key, sorted_query
 from plugins.cache.service import Cache, RoutePolicy
@@ -220,8 +220,11 @@ class CacheMiddleware:
         key: str,
         policy: RoutePolicy,
     ) -> Entry | None:
+        tags = _tags(scope, policy)
         try:
-            token = await cache.backend.lock(key, self.lock_timeout)
+            # the generations are read here, before the handler reads anything: the store
+            # is skipped if any of them moves before it (see backends)
+            token, snapshot = await cache.backend.lock(key, self.lock_timeout, tags)
             if token is None:  # another process fills it: wait for its entry
                 deadline = time.monotonic() + self.lock_timeout
                 delay = 0.005
@@ -238,7 +241,7 @@ class CacheMiddleware:
             return None
         try:
             cache.stats.miss += 1
-            return await self._run_and_store(cache, scope, receive, send, headers, key, policy)
+            return await self._run_and_store(cache, scope, receive, send, headers, key, policy, snapshot)
         finally:
             if token is not None:
                 try:
@@ -255,9 +258,14 @@ class CacheMiddleware:
         headers: dict[bytes, bytes] | None,
         key: str,
         policy: RoutePolicy,
+        snapshot: Snapshot,
     ) -> Entry | None:
+        """Run the app and store its answer if the generations are still ``snapshot``'s.
+        Returns the entry for the requests waiting on this fill, or None if not stored
+        because of an invalidation meanwhile (they then ask the app themselves)."""
         client_send = send if headers is not None else None
         captured = _Captured()
+        stored = False
         try:
             streamed = await self._capture(scope, receive, client_send, captured)
         except Exception:
@@ -281,18 +289,21 @@ class CacheMiddleware:
                 else policy.cache_control,
                 self.vary_header,
             )
+            stored = True
             try:
-                await cache.backend.set(key, entry, (*policy.tags, f"route:{policy.name}", f"path:{scope['path']}"))
+                stored = await cache.backend.set(key, entry, _tags(scope, policy), snapshot)
             except BackendUnavailable as exc:
                 cache.stats.error += 1
                 log.debug("cache store failed: %s", exc)
+            if not stored:
+                log.debug("cache: %s invalidated while computed, not stored", scope["path"])
         if headers is None:  # a background refresh: nobody to answer
-            return entry
+            return entry if stored else None
         if entry is not None:
             await self._respond(scope, headers, entry, b"MISS", send, entry.stored_at)
         else:
             await _forward(captured, send)
-        return entry
+        return entry if stored else None
 
     async def _capture(self, scope: Scope, receive: Receive, send: Send | None, captured: _Captured) -> bool:
         """Run the app, recording its response into ``captured``. Past ``max_entry_bytes``
@@ -338,7 +349,11 @@ class CacheMiddleware:
         async def refresh() -> None:
             entry = None
             try:
-                entry = await self._run_and_store(cache, background, receive, _discard, None, key, policy)
+                snapshot = await cache.backend.snapshot(key, _tags(scope, policy))
+                entry = await self._run_and_store(cache, background, receive, _discard, None, key, policy, snapshot)
+            except BackendUnavailable as exc:
+                cache.stats.error += 1
+                log.debug("cache: no background refresh of %s: %s", scope["path"], exc)
             except Exception:
                 log.exception("cache: background refresh of %s failed", scope["path"])
             finally:
@@ -348,6 +363,12 @@ class CacheMiddleware:
         task = asyncio.get_running_loop().create_task(refresh())
         cache.background.add(task)
         task.add_done_callback(cache.background.discard)
+
+
+def _tags(scope: Scope, policy: RoutePolicy) -> tuple[str, ...]:
+    """An entry's tags: the route's, plus its route name and path (so that invalidation by
+    route or path is invalidation by tag, generations included)."""
+    return (*policy.tags, f"route:{policy.name}", f"path:{scope['path']}")
 
 
 def _private(cache_control: bytes) -> bytes:
