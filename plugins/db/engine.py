@@ -62,6 +62,12 @@ class QueryCounter:
         self._cell.set(cell)
         return cell
 
+    def add(self) -> None:
+        """Count one statement run outside the engine (the raw pool) in the current context."""
+        cell = self._cell.get()
+        if cell is not None:
+            cell[0] += 1
+
     def current(self) -> int | None:
         """Statements run so far in this context, or ``None`` when not counting."""
         cell = self._cell.get()

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from config.settings import Settings
 from core.db import ENGINE, GATE, QUERIES, RAW_POOL, READ_ENGINE, SESSIONMAKER, BoundedPool, FairGate
 from core.manager import Plugins, one_line
+from core.reads import READER, Reader
 from core.runtime import Runtime
 from core.services import Services
 from plugins.db.engine import QueryCounter, create_engine, create_raw_pool, db_settings, pool_stats
@@ -80,16 +81,20 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
         if should_migrate(conf) and os.environ.get(MIGRATED) != "1":
             await migrate(engine, settings, plugins)
         raw_pool = await create_raw_pool(conf)
+        read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")  # shares the pool
+        gate = FairGate(conf.pool_size + conf.max_overflow, conf.pool_timeout)
+        bounded = BoundedPool(raw_pool, conf.pool_timeout) if raw_pool is not None else None
         services: dict[str, Any] = {
             ENGINE: engine,
-            READ_ENGINE: engine.execution_options(isolation_level="AUTOCOMMIT"),  # shares the pool
+            READ_ENGINE: read_engine,
             SESSIONMAKER: async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
-            GATE: FairGate(conf.pool_size + conf.max_overflow, conf.pool_timeout),
+            GATE: gate,
+            READER: Reader(bounded, read_engine, gate, counter.add),
             QUERIES: counter,
             POOL_STATS: partial(pool_stats, engine),
         }
-        if raw_pool is not None:  # PostgreSQL only; without it RawPool answers 503
-            services[RAW_POOL] = BoundedPool(raw_pool, conf.pool_timeout)
+        if bounded is not None:  # PostgreSQL only; without it RawPool answers 503
+            services[RAW_POOL] = bounded
         yield services
     finally:
         try:

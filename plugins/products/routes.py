@@ -13,10 +13,11 @@ from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.cache import CacheService, OptionalCache, cached
-from core.db import DbReadConnection, DbSession
+from core.db import DbSession
 from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
+from core.reads import DbReader, ReadQuery
 from core.schemas import UNAVAILABLE, ErrorOut
-from core.serialize import JsonBytes, records, serializer
+from core.serialize import JsonBytes, serializer
 from plugins.products.models import Product
 from plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
 from plugins.products.settings import ProductsSettings
@@ -27,18 +28,17 @@ TAG = "products"
 NOT_FOUND = "product not found"
 DUPLICATE = "a product with this SKU already exists"
 
-# Core statements over the table's columns, built once: no ORM entities per row, and the
-# same statement objects each request (cache keys computed once, the compiled SQL reused)
+# Core statements over the table's columns, compiled once: no ORM entities per row; on
+# PostgreSQL they run on the raw asyncpg pool (core.reads), elsewhere through SQLAlchemy
 _products = Product.__table__
 _columns = select(*_products.c)
 _after = _columns.where(_products.c.id > bindparam("after", type_=Integer))
 _limit = bindparam("limit", type_=Integer)
-ONE = _columns.where(_products.c.id == bindparam("id", type_=Integer))
-PAGE = _after.order_by(_products.c.id).limit(_limit)
-PAGE_IN_CATEGORY = (  # the (category, id) index
+ONE = ReadQuery(_columns.where(_products.c.id == bindparam("id", type_=Integer)))
+PAGE = ReadQuery(_after.order_by(_products.c.id).limit(_limit))
+PAGE_IN_CATEGORY = ReadQuery(  # the (category, id) index
     _after.where(_products.c.category == bindparam("category", type_=String)).order_by(_products.c.id).limit(_limit)
 )
-KEYS = tuple(PAGE.selected_columns.keys())  # the dict keys of a page's rows
 
 
 async def invalidate(cache: CacheService | None) -> None:
@@ -67,7 +67,7 @@ def build_router(settings: ProductsSettings) -> APIRouter:
     @router.get("/products", response_model=ProductPage, name="list_products")
     @cached(ttl=settings.cache_ttl, tags=[TAG])
     async def list_products(
-        db: DbReadConnection,
+        db: DbReader,
         category: Annotated[str | None, Query(min_length=1, max_length=50, pattern=LINE_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,
         cursor: Annotated[
@@ -79,17 +79,16 @@ def build_router(settings: ProductsSettings) -> APIRouter:
         rows: list[Any] = []
         if after < INT32_MAX:  # no id is greater: nothing to ask the database
             if category is None:
-                result = await db.execute(PAGE, {"after": after, "limit": limit + 1})
+                rows = await PAGE.all(db, after=after, limit=limit + 1)
             else:
-                result = await db.execute(PAGE_IN_CATEGORY, {"after": after, "category": category, "limit": limit + 1})
-            rows = records(result.all(), KEYS)
+                rows = await PAGE_IN_CATEGORY.all(db, after=after, category=category, limit=limit + 1)
         return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
     @router.get("/products/{product_id}", response_model=ProductOut, responses=not_found, name="get_product")
     @cached(ttl=settings.cache_ttl, tags=[TAG])
-    async def get_product(product_id: ProductIdPath, db: DbReadConnection) -> JsonBytes:
+    async def get_product(product_id: ProductIdPath, db: DbReader) -> JsonBytes:
         """One product; cached."""
-        product = (await db.execute(ONE, {"id": product_id})).first()
+        product = await ONE.first(db, id=product_id)
         if product is None:
             raise HTTPException(404, NOT_FOUND)
         return one.response(product, from_attributes=True)

@@ -9,10 +9,11 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import DbReadConnection, DbSession
+from core.db import DbSession
 from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
+from core.reads import DbReader, ReadQuery
 from core.schemas import UNAVAILABLE, ErrorOut
-from core.serialize import JsonBytes, records, serializer
+from core.serialize import JsonBytes, serializer
 from plugins.users.models import User
 from plugins.users.schemas import UserIn, UserOut, UserPage
 from plugins.users.settings import UsersSettings
@@ -20,17 +21,16 @@ from plugins.users.settings import UsersSettings
 NOT_FOUND = "user not found"
 DUPLICATE = "a user with this email already exists"
 
-# Core statements over the table's columns, built once: no ORM entities per row, and the
-# same statement object each request (its cache key is computed once, the compiled SQL reused)
+# Core statements over the table's columns, compiled once: no ORM entities per row; on
+# PostgreSQL they run on the raw asyncpg pool (core.reads), elsewhere through SQLAlchemy
 _users = User.__table__
 _columns = select(*_users.c)
-ONE = _columns.where(_users.c.id == bindparam("id", type_=Integer))
-PAGE = (
+ONE = ReadQuery(_columns.where(_users.c.id == bindparam("id", type_=Integer)))
+PAGE = ReadQuery(
     _columns.where(_users.c.id > bindparam("after", type_=Integer))
     .order_by(_users.c.id)
     .limit(bindparam("limit", type_=Integer))
 )
-KEYS = tuple(PAGE.selected_columns.keys())  # the dict keys of a page's rows
 
 
 def build_router(settings: UsersSettings) -> APIRouter:
@@ -64,16 +64,16 @@ def build_router(settings: UsersSettings) -> APIRouter:
         responses={404: {"model": ErrorOut, "description": "No such user"}},
         name="get_user",
     )
-    async def get_user(user_id: Annotated[int, Path(ge=1, le=INT32_MAX)], db: DbReadConnection) -> JsonBytes:
+    async def get_user(user_id: Annotated[int, Path(ge=1, le=INT32_MAX)], db: DbReader) -> JsonBytes:
         """One user."""
-        user = (await db.execute(ONE, {"id": user_id})).first()
+        user = await ONE.first(db, id=user_id)
         if user is None:
             raise HTTPException(404, NOT_FOUND)
         return one.response(user, from_attributes=True)
 
     @router.get("/users", response_model=UserPage, name="list_users")
     async def list_users(
-        db: DbReadConnection,
+        db: DbReader,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,
         cursor: Annotated[
             str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
@@ -83,8 +83,7 @@ def build_router(settings: UsersSettings) -> APIRouter:
         after = decode_cursor(cursor)
         rows: list[Any] = []
         if after < INT32_MAX:  # no id is greater: nothing to ask the database
-            result = await db.execute(PAGE, {"after": after, "limit": limit + 1})
-            rows = records(result.all(), KEYS)
+            rows = await PAGE.all(db, after=after, limit=limit + 1)
         return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
     return router
