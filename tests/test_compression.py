@@ -42,6 +42,12 @@ async def small() -> Response:
     return Response(SMALL, media_type="application/json")
 
 
+@router.get("/sized/{size}")
+async def sized(size: int) -> Response:
+    """``size`` bytes of JSON-ish text, with its Content-Length."""
+    return Response(b"[" + b"1" * (size - 2) + b"]", media_type="application/json")
+
+
 @router.get("/custom")
 async def custom(request: Request) -> Response:
     """Headers and status from the query: ``?h=name:value&status=206&type=image/png``."""
@@ -175,6 +181,18 @@ def test_minimum_size_is_a_setting(make: Make) -> None:
     # compressing 15 bytes makes them bigger: sent as they are, but the answer could vary
     assert raw == SMALL and "content-encoding" not in response.headers
     assert response.headers["vary"] == "Accept-Encoding"
+
+
+@pytest.mark.parametrize(
+    ("minimum", "size", "compressed"),
+    [(1000, 999, False), (1000, 1000, True), (1000, 99, False), (0, 200, True), (100, 100, True), (100, 99, False)],
+)
+def test_minimum_size_boundary(make: Make, minimum: int, size: int, compressed: bool) -> None:
+    response, raw = raw_get(TestClient(make(minimum_size=minimum)), f"/sized/{size}", **{"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert (response.headers.get("content-encoding") == "gzip") is compressed
+    body = gzip.decompress(raw) if compressed else raw
+    assert len(body) == size
 
 
 def test_strong_etag_is_weakened_weak_one_kept(client: TestClient) -> None:
