@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
+
+CENT = Decimal("0.01")
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite gives back naive UTC timestamps (CURRENT_TIMESTAMP), PostgreSQL aware ones
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+"""A timestamp always answered with its UTC offset, whatever the database gave back."""
+
+Cents = Annotated[Decimal, AfterValidator(lambda value: value.quantize(CENT))]
+"""An amount answered with two decimals (``"12.50"``, not ``"12.5"``)."""
 
 
 class ErrorOut(BaseModel):

@@ -7,29 +7,18 @@ rows directly (``from_attributes``); money is a ``Decimal`` (a JSON string, exac
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from core.paging import INT32_MAX
+from core.schemas import Cents, UtcDatetime
 
 MAX_ID = INT32_MAX
 MAX_QUANTITY = 10_000
-CENT = Decimal("0.01")
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
-
-
-def _aware(value: datetime) -> datetime:
-    # SQLite gives naive UTC timestamps (CURRENT_TIMESTAMP); PostgreSQL aware ones
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_aware)]
-Cents = Annotated[Decimal, AfterValidator(lambda value: value.quantize(CENT))]  # "12.50", not "12.5"
 
 
 class OrderLineIn(BaseModel):

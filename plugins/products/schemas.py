@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from core.paging import INT32_MAX
+from core.schemas import Cents, UtcDatetime
 
 PRICE_PATTERN = r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$"
 _PRICE = re.compile(PRICE_PATTERN)
 LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # one line of printable text
 TEXT_PATTERN = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
-CENT = Decimal("0.01")
-
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite gives back naive UTC timestamps, PostgreSQL aware ones: always answer with an offset
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _price_text(value: Any) -> Any:
@@ -31,8 +25,6 @@ def _price_text(value: Any) -> Any:
     return value
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
-Cents = Annotated[Decimal, AfterValidator(lambda value: value.quantize(CENT))]  # "12.50", not "12.5"
 Sku = Annotated[str, Field(min_length=1, max_length=32, pattern=LINE_PATTERN, examples=["SKU-000042"])]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=LINE_PATTERN, examples=["Blue mug"])]
 Category = Annotated[str, Field(min_length=1, max_length=50, pattern=LINE_PATTERN, examples=["kitchen"])]

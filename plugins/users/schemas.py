@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 from core.paging import INT32_MAX
+from core.schemas import UtcDatetime
 
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite gives back naive UTC timestamps, PostgreSQL aware ones: always answer with an offset
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 Email = Annotated[EmailStr, Field(max_length=254, examples=["ada@example.com"])]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["Ada Lovelace"])]
 UserId = Annotated[int, Field(ge=1, le=INT32_MAX)]
