@@ -178,7 +178,7 @@ class BoundedPool:
     like the pool's own; ``acquire()`` for several; ``pool`` is the asyncpg pool itself.
     """
 
-    __slots__ = ("pool", "timeout")
+    __slots__ = ("__weakref__", "pool", "timeout")
 
     def __init__(self, pool: Any, timeout: float) -> None:
         self.pool, self.timeout = pool, timeout

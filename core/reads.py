@@ -23,10 +23,11 @@ first use), no parameters expanded at execution time (``IN`` lists). Raw stateme
 from __future__ import annotations
 
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Select, sqltypes
 
 from core.db import NO_GATE, BoundedPool
 from core.serialize import records
@@ -53,32 +54,37 @@ DbReader = service(READER, Reader)
 class ReadQuery:
     """One ``SELECT`` (with ``bindparam``s), compiled for asyncpg once; build it at import."""
 
-    __slots__ = ("_names", "_raw", "_sql", "keys", "statement")
+    __slots__ = ("_args", "_raw", "_sql", "keys", "statement")
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
         self.keys = tuple(statement.selected_columns.keys())
         compiled = statement.compile(dialect=_DIALECT)
         self._sql = str(compiled)
-        self._names = tuple(compiled.positiontup or ())
-        binds_processed = any(
-            bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) is not None for bind in compiled.binds.values()
+        names = tuple(compiled.positiontup or ())
+        binds = [compiled.binds[name] for name in names]
+        # (name, value, required): literals (``col > 0``, ``.limit(10)``) carry their value
+        self._args = tuple((name, bind.value, bind.required) for name, bind in zip(names, binds, strict=True))
+        runs_as_is = "POSTCOMPILE" not in self._sql and not any(
+            bind.callable is not None or bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT) is not None
+            for bind in binds
         )
-        # None: not known yet (the result types are checked on the first raw run)
-        self._raw: bool | None = False if binds_processed or "POSTCOMPILE" in self._sql else None
+        # per raw pool: do its column types give asyncpg's values unchanged? (checked on first use)
+        self._raw: WeakKeyDictionary[BoundedPool, bool] | None = WeakKeyDictionary() if runs_as_is else None
 
     async def all(self, reader: Reader, /, **params: Any) -> list[dict[str, Any]]:
         """Every row, as dicts keyed by the selected columns' keys."""
-        raw = reader.raw
-        if raw is not None and self._raw is not False:
+        raw, decided = reader.raw, self._raw
+        if raw is not None and decided is not None and decided.get(raw, True):
             async with raw.acquire() as connection:
-                if self._raw is None:
-                    self._raw = self._same_values(await connection.prepare(self._sql))
-                if self._raw:
+                same = decided.get(raw)
+                if same is None:
+                    same = decided[raw] = self._same_values(await connection.prepare(self._sql))
+                if same:
                     if reader.count is not None:
                         reader.count()
-                    rows = await connection.fetch(self._sql, *[params[name] for name in self._names])
-                    return records(rows, self.keys)
+                    args = [params[n] if required else params.get(n, value) for n, value, required in self._args]
+                    return records(await connection.fetch(self._sql, *args), self.keys)
         async with reader.gate, reader.engine.connect() as connection:
             result = await connection.execute(self.statement, params)
             return records(result.all(), self.keys)
@@ -89,8 +95,12 @@ class ReadQuery:
         return rows[0] if rows else None
 
     def _same_values(self, prepared: Any) -> bool:
-        """True when SQLAlchemy would hand back asyncpg's values unchanged for every column."""
+        """True when SQLAlchemy would hand back asyncpg's values unchanged for every column.
+        JSON is decoded by a codec the dialect sets on its own connections, not by a result
+        processor, so it never takes the raw path."""
         for column, attribute in zip(self.statement.selected_columns, prepared.get_attributes(), strict=True):
+            if isinstance(column.type, sqltypes.JSON) or attribute.type.name in ("json", "jsonb"):
+                return False
             impl = column.type.dialect_impl(_DIALECT)
             if impl.result_processor(_DIALECT, attribute.type.oid) is not None:
                 return False

@@ -10,7 +10,7 @@ import db_notes
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Integer, String, TypeDecorator, bindparam, event, select, type_coerce
+from sqlalchemy import JSON, Integer, String, TypeDecorator, bindparam, cast, event, select, type_coerce
 
 from core.reads import READER, Reader, ReadQuery
 from core.runtime import Runtime
@@ -33,6 +33,14 @@ class Shout(TypeDecorator[str]):
         return None if value is None else value.upper()
 
 
+LITERALS = ReadQuery(  # values in the statement itself: `> 0`, LIMIT 10, a bindparam with a default
+    select(notes.c.id)
+    .where(notes.c.id > 0)
+    .where(notes.c.author_id == bindparam("author", 1, type_=Integer))
+    .order_by(notes.c.id)
+    .limit(10)
+)
+JSON_TEXT = ReadQuery(select(notes.c.id, cast(notes.c.text, JSON).label("doc")).order_by(notes.c.id))
 SHOUTED = ReadQuery(select(notes.c.id, type_coerce(notes.c.text, Shout()).label("text")).order_by(notes.c.id))
 
 
@@ -84,12 +92,32 @@ def test_statements_the_driver_would_answer_differently_go_through_sqlalchemy(ma
             client.post("/notes", json={"author": "ada", "text": text})
         reader: Reader = Runtime.of(app).services[READER]
 
-        async def reads() -> tuple[Any, Any]:
-            return await IN_LIST.all(reader, ids=[2, 1, 7]), await SHOUTED.all(reader)
+        async def reads() -> tuple[Any, ...]:
+            return (
+                await IN_LIST.all(reader, ids=[2, 1, 7]),
+                await SHOUTED.all(reader),
+                await LITERALS.all(reader),
+                await LITERALS.all(reader, author=2),
+            )
 
-        listed, shouted = run(client, reads)
+        listed, shouted, literals, other_author = run(client, reads)
     assert listed == [{"id": 1}, {"id": 2}]  # an expanding IN list: rendered per execution
     assert shouted == [{"id": 1, "text": "ONE"}, {"id": 2, "text": "TWO"}]  # the type's processor ran
+    assert literals == [{"id": 1}, {"id": 2}] and other_author == []
+
+
+def test_json_is_decoded_the_same_on_either_path(make: Make, pg_url: str) -> None:
+    app = make(pg_url)
+    with TestClient(app) as client:
+        client.post("/notes", json={"author": "ada", "text": '{"a": [1, 2]}'})
+        reader: Reader = Runtime.of(app).services[READER]
+        plain = Reader(None, reader.engine, reader.gate)
+
+        async def both() -> tuple[Any, Any]:
+            return await JSON_TEXT.all(reader), await JSON_TEXT.all(plain)
+
+        fast, slow = run(client, both)
+    assert fast == slow == [{"id": 1, "doc": {"a": [1, 2]}}]
 
 
 def test_raw_reads_count_in_the_query_header(make: Make, pg_url: str) -> None:
