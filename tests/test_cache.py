@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -418,3 +419,36 @@ def test_an_invalidation_from_another_process_while_computed_prevents_the_store(
     assert (first_answer.headers["x-cache"], first_answer.json()["calls"]) == ("MISS", 1)
     assert (again.headers["x-cache"], again.json()["calls"]) == ("MISS", 2)
     assert (then.headers["x-cache"], then.json()["calls"]) == ("HIT", 2)
+
+
+def test_a_waiter_in_another_process_fills_when_the_first_fill_was_not_stored(
+    fastplug_app_factory: Make, prefix: str
+) -> None:
+    """Process B waits on A's fill; A's answer is not stored (invalidated meanwhile): B takes
+    the free lock and fills with fresh generations, instead of waiting out ``lock_timeout``
+    and then computing an answer it may not store."""
+    require_service("Redis", "127.0.0.1", 6379)
+    settings = settings_for("redis", prefix, lock_timeout=3.0)
+    app_a = fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)
+    app_b = fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)
+    with LiveServer(app_a) as a, LiveServer(app_b) as b, ThreadPoolExecutor(2) as pool:
+        backend_b = cache_of(app_b).backend
+        original, tried = backend_b.lock, threading.Event()
+
+        async def lock(*args: Any, **kwargs: Any) -> Any:
+            result = await original(*args, **kwargs)
+            tried.set()
+            return result
+
+        backend_b.lock = lock
+        first = held_miss(pool, f"{a.url}/gated/a")  # A holds the lock, its handler held
+        same_host = {"host": a.url.removeprefix("http://")}  # the key includes the Host
+        waiting = pool.submit(httpx.get, f"{b.url}/gated/a", headers=same_host, timeout=30)
+        assert tried.wait(10), "B never asked for the lock"
+        httpx.post(f"{a.url}/invalidate", params={"tag": "gated"})
+        cache_shop.gate.set()
+        first_answer, waiting_answer = first.result(), waiting.result()
+        then = httpx.get(f"{a.url}/gated/a")
+    assert (first_answer.headers["x-cache"], first_answer.json()["calls"]) == ("MISS", 1)  # not stored
+    assert (waiting_answer.headers["x-cache"], waiting_answer.json()["calls"]) == ("MISS", 2)
+    assert (then.headers["x-cache"], then.json()["calls"]) == ("HIT", 2)  # B's fill was stored

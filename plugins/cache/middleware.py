@@ -236,6 +236,11 @@ class CacheMiddleware:
                         cache.stats.hit += 1
                         await self._respond(scope, headers, entry, b"HIT", send, time.time())
                         return entry
+                    # no entry: if the lock is free, that fill ended without storing (an
+                    # invalidation came meanwhile, or it failed): this request fills instead
+                    token, snapshot = await cache.backend.lock(key, self.lock_timeout, tags)
+                    if token is not None:
+                        break
         except BackendUnavailable as exc:
             await self._unavailable(cache, exc, scope, receive, send)
             return None
