@@ -19,6 +19,7 @@ Without the cache plugin, ``@cached`` changes nothing and ``ResponseCache`` answ
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol, TypeVar
@@ -27,6 +28,8 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from core.services import service
+
+log = logging.getLogger("fastplug.cache")
 
 SERVICE = "cache"
 MARK = "__fastplug_cache__"
@@ -92,3 +95,21 @@ async def _optional_cache(conn: HTTPConnection) -> CacheService | None:
 OptionalCache = Annotated[CacheService | None, Depends(_optional_cache)]
 """The :class:`CacheService` when the cache plugin runs, else ``None``: for handlers that
 work with or without it (writes that invalidate what the cache may hold)."""
+
+
+async def invalidate_committed(
+    cache: CacheService | None,
+    *,
+    tags: Iterable[str] = (),
+    routes: Iterable[str] = (),
+    paths: Iterable[str] = (),
+) -> None:
+    """Invalidate after a write has committed (earlier, a concurrent reader could cache the
+    old rows again), through :data:`OptionalCache`: nothing without the cache plugin, and a
+    cache that is down is logged, not raised (the write stands; entries expire on their ttl)."""
+    if cache is None:
+        return
+    try:
+        await cache.invalidate(tags=tags, routes=routes, paths=paths)
+    except Exception as exc:
+        log.warning("cache invalidation failed (%s); the entries expire on their ttl", type(exc).__name__)

@@ -8,15 +8,13 @@ FastAPI's validation-error shape, ``loc`` pointing at the field). Responses are 
 # no ``from __future__ import annotations``: the body model is built per router, and FastAPI
 # reads the endpoints' annotations as objects
 
-import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 
-from core.cache import CacheService, OptionalCache
+from core.cache import OptionalCache, invalidate_committed
 from core.db import DbReadSession, DbSession
-from core.manager import one_line
 from core.paging import CURSOR_PATTERN, decode_cursor, encode_cursor
 from core.schemas import UNAVAILABLE, ErrorOut
 from core.serialize import JsonBytes, serializer
@@ -25,8 +23,6 @@ from plugins.orders import store
 from plugins.orders.schemas import MAX_ID, OrderCreated, OrderOut, OrderPage, order_in
 from plugins.orders.settings import OrdersSettings
 from plugins.orders.tasks import SEND_CONFIRMATION
-
-log = logging.getLogger("fastplug.orders")
 
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]
@@ -44,15 +40,6 @@ def _unknown(rejected: store.UnknownReferences, lines: list[Any]) -> RequestVali
         message = f"{missing.kind} {missing.value} does not exist"
         errors.append({"type": "not_found", "loc": loc, "msg": message, "input": missing.value})
     return RequestValidationError(errors)
-
-
-async def _invalidate_products(cache: CacheService | None) -> None:
-    if cache is None:
-        return
-    try:  # the order is committed: a cache problem must not turn it into an error
-        await cache.invalidate(tags=["products"])
-    except Exception as exc:
-        log.warning("orders: could not invalidate the products cache tag: %s", one_line(exc))
 
 
 def build_router(conf: OrdersSettings) -> APIRouter:
@@ -99,7 +86,7 @@ def build_router(conf: OrdersSettings) -> APIRouter:
             raise HTTPException(409, str(exc)) from None
         await tasks.enqueue(session, SEND_CONFIRMATION, order.id)
         await session.commit()  # before the cache forgets the old stock figures
-        await _invalidate_products(cache)
+        await invalidate_committed(cache, tags=["products"])  # the stock it shows changed
         out = OrderCreated(order_id=order.id, status=order.status, total=order.total)
         return created.response(out, status_code=201, headers={"Location": f"/orders/{order.id}"})
 

@@ -4,7 +4,6 @@ once committed)."""
 
 # no ``from __future__ import annotations``: the handlers' annotations name build_router's
 # locals (page sizes from settings), so they must be evaluated where they are written
-import logging
 from operator import itemgetter
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core.cache import CacheService, OptionalCache, cached
+from core.cache import OptionalCache, cached, invalidate_committed
 from core.db import DbSession
 from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
 from core.reads import DbReader, ReadQuery
@@ -21,8 +20,6 @@ from core.serialize import JsonBytes, serializer
 from plugins.products.models import Product
 from plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
 from plugins.products.settings import ProductsSettings
-
-log = logging.getLogger("fastplug.products")
 
 TAG = "products"
 NOT_FOUND = "product not found"
@@ -39,18 +36,6 @@ PAGE = ReadQuery(_after.order_by(_products.c.id).limit(_limit))
 PAGE_IN_CATEGORY = ReadQuery(  # the (category, id) index
     _after.where(_products.c.category == bindparam("category", type_=String)).order_by(_products.c.id).limit(_limit)
 )
-
-
-async def invalidate(cache: CacheService | None) -> None:
-    """Drop every cached product answer. Call it after the commit: earlier, a concurrent reader
-    could cache the old rows again. A cache that is down is logged, not a failed write (its
-    entries expire after ``cache_ttl``)."""
-    if cache is None:
-        return
-    try:
-        await cache.invalidate(tags=[TAG])
-    except Exception:
-        log.warning("products: cache invalidation failed; entries expire on their ttl", exc_info=True)
 
 
 def build_router(settings: ProductsSettings) -> APIRouter:
@@ -103,7 +88,7 @@ def build_router(settings: ProductsSettings) -> APIRouter:
         except IntegrityError:
             raise HTTPException(409, DUPLICATE) from None
         await session.commit()
-        await invalidate(cache)
+        await invalidate_committed(cache, tags=[TAG])
         return one.response(product, from_attributes=True, status_code=201)
 
     @router.patch(
@@ -135,7 +120,7 @@ def build_router(settings: ProductsSettings) -> APIRouter:
             raise HTTPException(404, NOT_FOUND)
         if changes:
             await session.commit()
-            await invalidate(cache)
+            await invalidate_committed(cache, tags=[TAG])
         return one.response(product, from_attributes=True)
 
     return router
