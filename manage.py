@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """fastplug's command line: ``python manage.py --help``."""
 
-from core.cli import main
+from fastplug.core.cli import main
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,7 @@ sys.path[:0] = [str(BASELINES), str(ROOT)]
 import domain  # noqa: E402
 from pydantic import TypeAdapter  # noqa: E402
 
-from core.serialize import serializer  # noqa: E402
+from fastplug.core.serialize import serializer  # noqa: E402
 
 
 def best_us(fn: Callable[[], Any], number: int, repeat: int) -> float:

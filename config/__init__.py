@@ -1,9 +1,17 @@
 """Settings loading and validation: dynaconf layers, pydantic-settings models."""
 
-from config.errors import FastplugError, Problem
-from config.models import CoreSettings, EmptySettings, PluginSettings, ServerSettings
-from config.settings import Settings
-from config.sources import RawSettings, Source, load_raw, settings_path
+if __name__ != "fastplug.config":  # imported by its folder name from a checkout: a second copy
+    raise ImportError(
+        "fastplug's 'config' folder is the package 'fastplug.config': import fastplug.config (and its modules as "
+        "fastplug.config.<module>), not 'config'; a project may have a 'config' package of its own"
+    )
+
+
+from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.models import CoreSettings, EmptySettings, PluginSettings, ServerSettings
+from fastplug.config.settings import Settings
+from fastplug.config.sources import RawSettings, Source, load_raw, settings_path
+from fastplug.config.validation import mask_url_password
 
 __all__ = [
     "CoreSettings",
@@ -16,5 +24,6 @@ __all__ = [
     "Settings",
     "Source",
     "load_raw",
+    "mask_url_password",
     "settings_path",
 ]

@@ -6,10 +6,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from config.models import CoreSettings, PluginSettings
-from config.sources import RawSettings
+from fastplug.config.models import CoreSettings, PluginSettings
+from fastplug.config.sources import RawSettings
 
 S = TypeVar("S", bound=PluginSettings)
+
+
+def plugin_name(entry: str) -> str:
+    """The plugin an entry of ``plugins`` names: ``"blog"`` for ``"app.plugins.blog"``."""
+    return entry.rsplit(".", 1)[-1]
 
 
 @dataclass(slots=True)
@@ -32,8 +37,9 @@ class Settings:
 
     @property
     def plugins(self) -> list[str]:
-        """Enabled plugin names, as listed by the user."""
-        return list(dict.fromkeys(self.core.plugins))
+        """Enabled plugin names, in the user's order (a local plugin listed by dotted path,
+        ``"app.plugins.blog"``, is named by its last part, ``blog``)."""
+        return list(dict.fromkeys(plugin_name(entry) for entry in self.core.plugins))
 
     @overload
     def section(self, name: str) -> PluginSettings: ...

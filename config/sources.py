@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config.errors import FastplugError, Problem
+from fastplug.config.errors import FastplugError, Problem
 
 ENV_PREFIX = "FASTPLUG"
 SETTINGS_ENVVAR = "FASTPLUG_SETTINGS"

@@ -14,8 +14,8 @@ import annotated_types as at
 from pydantic import AnyUrl, BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
-from config.errors import Problem
-from config.sources import Path_, RawSettings
+from fastplug.config.errors import Problem
+from fastplug.config.sources import Path_, RawSettings
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,35 +1,98 @@
 """fastplug core: plugin manager, hookspecs, app factory, lifespan and CLI.
 
-The public API for plugin authors::
+This module is the whole API a plugin author needs; plugins import ``fastplug.core``, never
+its submodules::
 
-    from core import hookimpl, PluginInfo, MiddlewareSpec, HealthCheck, service
-    from config import PluginSettings
+    from fastplug.core import HealthCheck, MiddlewareSpec, PluginInfo, PluginSettings, Settings, hookimpl, service
+
+What the built-in plugins offer each other and apps lives in their own public modules
+(``fastplug.plugins.db.api``, ``fastplug.plugins.cache.api``, ``fastplug.plugins.tasks.api``,
+``fastplug.plugins.redis.api``, ``fastplug.plugins.http.api``).
 """
 
-from core.markers import hookimpl, hookspec
-from core.services import ServiceMissing, Services, service
-from core.specs import CheckError, CheckMessage, CheckWarning, HealthCheck, MiddlewareSpec, PluginInfo
+if __name__ != "fastplug.core":  # imported by its folder name from a checkout: a second copy
+    raise ImportError(
+        "fastplug's 'core' folder is the package 'fastplug.core': import fastplug.core (and its modules as "
+        "fastplug.core.<module>), not 'core'; a project may have a 'core' package of its own"
+    )
+
+
+from fastplug.config import FastplugError, PluginSettings, Problem, Settings, mask_url_password
+from fastplug.core.manager import LoadedPlugin, PluginHookError, Plugins, one_line
+from fastplug.core.markers import hookimpl, hookspec
+from fastplug.core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, encode_cursor, page_of
+from fastplug.core.runtime import Runtime
+from fastplug.core.schemas import UNAVAILABLE, ErrorOut, UtcDatetime
+from fastplug.core.serialize import JsonBytes, JsonSerializer, records, serializer
+from fastplug.core.services import ServiceMissing, Services, service
+from fastplug.core.specs import CheckError, CheckMessage, CheckWarning, HealthCheck, MiddlewareSpec, PluginInfo
+
+# Names whose modules pull in more (the app factory, the CLI, distribution metadata): imported
+# on first use, so that ``import fastplug.core`` stays light for plugins.
+_LAZY = {
+    "build_app": "fastplug.core.app",
+    "create_app": "fastplug.core.app",
+    "unavailable": "fastplug.core.app",
+    "load": "fastplug.core.bootstrap",
+    "CliContext": "fastplug.core.cli",
+    "get_context": "fastplug.core.cli",
+    "fastplug_version": "fastplug.core.discovery",
+    "iter_routes": "fastplug.core.routes",
+    "PluginStartupError": "fastplug.core.lifespan",
+}
 
 __all__ = [
+    "CURSOR_PATTERN",
+    "INT32_MAX",
+    "UNAVAILABLE",
     "CheckError",
     "CheckMessage",
     "CheckWarning",
+    "CliContext",
+    "ErrorOut",
+    "FastplugError",
     "HealthCheck",
+    "JsonBytes",
+    "JsonSerializer",
+    "LoadedPlugin",
     "MiddlewareSpec",
+    "PluginHookError",
     "PluginInfo",
+    "PluginSettings",
+    "PluginStartupError",
+    "Plugins",
+    "Problem",
+    "Runtime",
     "ServiceMissing",
     "Services",
+    "Settings",
+    "UtcDatetime",
+    "build_app",
     "create_app",
+    "decode_cursor",
+    "encode_cursor",
+    "fastplug_version",
+    "get_context",
     "hookimpl",
     "hookspec",
+    "iter_routes",
+    "load",
+    "mask_url_password",
+    "one_line",
+    "page_of",
+    "records",
+    "serializer",
     "service",
+    "unavailable",
 ]
 
 
 def __getattr__(name: str) -> object:
-    # create_app pulls in FastAPI app building; keep `import core` light for plugins.
-    if name == "create_app":
-        from core.app import create_app
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastplug.core' has no attribute '{name}'")
+    import importlib
 
-        return create_app
-    raise AttributeError(name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

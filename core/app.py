@@ -14,15 +14,15 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from config.errors import FastplugError, Problem
-from config.settings import Settings
-from core.bootstrap import load
-from core.lifespan import compose_lifespan
-from core.manager import PluginHookError, Plugins, one_line
-from core.routes import add_router
-from core.runtime import Runtime
-from core.services import ServiceMissing
-from core.specs import HealthCheck, MiddlewareSpec
+from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.settings import Settings
+from fastplug.core.bootstrap import load
+from fastplug.core.lifespan import compose_lifespan
+from fastplug.core.manager import PluginHookError, Plugins, one_line
+from fastplug.core.routes import add_router
+from fastplug.core.runtime import Runtime
+from fastplug.core.services import ServiceMissing
+from fastplug.core.specs import HealthCheck, MiddlewareSpec
 
 log = logging.getLogger("fastplug")
 

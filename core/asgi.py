@@ -5,7 +5,7 @@ from typing import TypeVar
 
 from fastapi import FastAPI
 
-from core.app import create_app
+from fastplug.core.app import create_app
 
 T = TypeVar("T")
 

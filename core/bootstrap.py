@@ -6,12 +6,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from config.errors import FastplugError, Problem
-from config.models import CoreSettings
-from config.settings import Settings
-from config.sources import load_raw
-from config.validation import validate_section
-from core.manager import Plugins, load_plugins
+from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.models import CoreSettings
+from fastplug.config.settings import Settings
+from fastplug.config.sources import load_raw
+from fastplug.config.validation import validate_section
+from fastplug.core.manager import Plugins, load_plugins
 
 
 def load(

@@ -13,10 +13,10 @@ from typing import Any, NoReturn
 
 import click
 
-from config.errors import FastplugError, Problem
-from config.settings import Settings
-from core.manager import PluginHookError, Plugins, one_line
-from core.specs import CheckError, CheckMessage, CheckWarning
+from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.settings import Settings
+from fastplug.core.manager import PluginHookError, Plugins, one_line
+from fastplug.core.specs import CheckError, CheckMessage, CheckWarning
 
 
 @dataclass(slots=True)
@@ -31,7 +31,7 @@ class CliContext:
     def load(self) -> tuple[Settings, Plugins]:
         """Settings and plugins; on any problem, print them all and exit 1."""
         if self._loaded is None:
-            from core.bootstrap import load
+            from fastplug.core.bootstrap import load
 
             try:
                 self._loaded = load(self.settings_path, self.env)
@@ -61,7 +61,7 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
         return cached
     commands: dict[str, click.Command] = {}
     try:
-        from core.bootstrap import load
+        from fastplug.core.bootstrap import load
 
         loaded = load(root.params.get("settings_path"), root.params.get("env"))
         root.meta["fastplug.loaded"] = loaded  # the command reuses it: one load per run
@@ -110,7 +110,7 @@ def cli(ctx: click.Context, settings_path: str | None, env: str | None, tracebac
 @click.pass_obj
 def serve(obj: CliContext, host: str | None, port: int | None, workers: int | None, reload: bool) -> None:
     """Serve the app (uvicorn; gunicorn + uvicorn-worker for several workers)."""
-    from core.serve import run_gunicorn, run_uvicorn
+    from fastplug.core.serve import run_gunicorn, run_uvicorn
 
     settings, plugins = obj.load()
     changes = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
@@ -132,7 +132,7 @@ def _owned(plugin: str, messages: Sequence[CheckMessage]) -> list[CheckMessage]:
 
 
 def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
-    from core.app import build_app
+    from fastplug.core.app import build_app
 
     messages: list[CheckMessage] = []
     known = set(plugins.known) | set(type(settings.core).model_fields)
@@ -182,7 +182,7 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
 @click.pass_obj
 def check(obj: CliContext) -> None:
     """Validate settings and plugins and run every plugin's checks (exit 1 on errors)."""
-    from core.bootstrap import load
+    from fastplug.core.bootstrap import load
 
     try:
         settings, plugins = load(obj.settings_path, obj.env)
@@ -277,8 +277,8 @@ def plugins_command(obj: CliContext, as_json: bool) -> None:
 @click.pass_obj
 def routes(obj: CliContext) -> None:
     """List routes: method, path, name, plugin."""
-    from core.app import build_app
-    from core.routes import iter_routes
+    from fastplug.core.app import build_app
+    from fastplug.core.routes import iter_routes
 
     settings, plugins = obj.load()
     try:
@@ -298,7 +298,7 @@ def routes(obj: CliContext) -> None:
 @click.pass_obj
 def settings_command(obj: CliContext, as_json: bool) -> None:
     """Show the effective settings, where each value came from; secrets masked."""
-    from core.effective import effective_settings
+    from fastplug.core.effective import effective_settings
 
     settings, _ = obj.load()
     rows = effective_settings(settings)
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         if "--traceback" in args:
             raise
-        from config.validation import mask_url_password
+        from fastplug.config.validation import mask_url_password
 
         click.echo(f"error: {mask_url_password(one_line(exc))}", err=True)
         sys.exit(1)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as md
+import importlib.util
 import pkgutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
-from config.errors import Problem
+from fastplug.config.errors import Problem
+from fastplug.config.settings import plugin_name
 
 ENTRY_POINT_GROUP = "fastplug"
-BUILTIN_PACKAGE = "plugins"
+BUILTIN_PACKAGE = "fastplug.plugins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,18 +23,21 @@ class PluginSource:
     """Where a plugin lives. Knowing this imports nothing of the plugin."""
 
     name: str
-    target: str  # "plugins.health" or an entry point value "pkg.mod:obj"
+    target: str  # "fastplug.plugins.health" or an entry point value "pkg.mod:obj"
     builtin: bool
     distribution: str | None = None
     version: str | None = None
     entry_point: md.EntryPoint | None = None
     obj: object | None = None  # a plugin object passed in directly (tests, embedding)
+    path: str | None = None  # a local plugin's file, found from the project directory
 
     @property
     def origin(self) -> str:
-        """'built-in', 'local' or 'distribution-name version'."""
+        """'built-in', 'local ...' or 'distribution-name version'."""
         if self.builtin:
             return "built-in"
+        if self.path is not None:
+            return f"local {self.target}"
         if self.obj is not None:
             return "local"
         return f"{self.distribution or '?'} {self.version or ''}".strip()
@@ -44,12 +52,12 @@ def fastplug_version() -> str:
 
 
 def _builtins() -> list[PluginSource]:
-    import plugins
+    import fastplug.plugins
 
     version = fastplug_version()
     return [
         PluginSource(info.name, f"{BUILTIN_PACKAGE}.{info.name}", True, "fastplug", version)
-        for info in pkgutil.iter_modules(plugins.__path__)
+        for info in pkgutil.iter_modules(fastplug.plugins.__path__)
         if info.ispkg and not info.name.startswith("_")
     ]
 
@@ -82,6 +90,31 @@ def discover(
     unique = {name: sources[0] for name, sources in by_name.items()}
     clashes = {name: sources for name, sources in by_name.items() if len(sources) > 1}
     return unique, clashes
+
+
+def local_source(entry: str, project_dir: Path) -> PluginSource | None:
+    """A local plugin: ``entry`` is a module path importable from ``project_dir`` (the settings
+    file's directory, put first on ``sys.path`` as Django's ``manage.py`` does), e.g.
+    ``"app.plugins.blog"`` (named ``blog``) or ``"notes"``. ``None`` when there is no such module.
+
+    Finding it imports the packages above the module (``app.plugins``), not the module itself.
+    """
+    if not entry or not all(part.isidentifier() for part in entry.split(".")):
+        return None
+    where = str(project_dir)
+    if where not in sys.path:
+        sys.path.insert(0, where)
+        importlib.invalidate_caches()
+    try:
+        spec = importlib.util.find_spec(entry)
+    except (ImportError, ValueError):  # a parent package is missing or is a module
+        return None
+    if spec is None:
+        return None
+    origin = spec.origin
+    if origin in (None, "namespace"):  # a namespace package: where its folder is
+        origin = next(iter(spec.submodule_search_locations or [str(project_dir)]))
+    return PluginSource(plugin_name(entry), entry, False, path=origin)
 
 
 def clash_problem(name: str, sources: list[PluginSource]) -> Problem:

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from config.settings import Settings
-from config.validation import MASK, is_secret, mask_url_password
+from fastplug.config.settings import Settings
+from fastplug.config.validation import MASK, is_secret, mask_url_password
 
 
 def mask(key: str, value: Any) -> Any:

@@ -15,17 +15,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from core.markers import hookspec
+from fastplug.core.markers import hookspec
 
 if TYPE_CHECKING:
     import click
     import pluggy
     from fastapi import APIRouter, FastAPI
 
-    from config.settings import Settings
-    from core.manager import Plugins
-    from core.services import Services
-    from core.specs import CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
+    from fastplug.config.settings import Settings
+    from fastplug.core.manager import Plugins
+    from fastplug.core.services import Services
+    from fastplug.core.specs import CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
 
 
 @hookspec

@@ -11,8 +11,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from core.manager import PluginHookError, one_line
-from core.runtime import Runtime
+from fastplug.core.manager import PluginHookError, one_line
+from fastplug.core.runtime import Runtime
 
 log = logging.getLogger("fastplug.lifespan")
 

@@ -12,15 +12,15 @@ from typing import Any
 
 import pluggy
 
-from config.errors import FastplugError, Problem
-from config.models import CoreSettings, PluginSettings
-from config.settings import Settings
-from config.sources import RawSettings
-from config.validation import validate_section
-from core import hookspecs
-from core.discovery import PluginSource, clash_problem, discover
-from core.markers import PROJECT
-from core.specs import PluginInfo
+from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.models import CoreSettings, PluginSettings
+from fastplug.config.settings import Settings, plugin_name
+from fastplug.config.sources import RawSettings
+from fastplug.config.validation import validate_section
+from fastplug.core import hookspecs
+from fastplug.core.discovery import PluginSource, clash_problem, discover, local_source
+from fastplug.core.markers import PROJECT
+from fastplug.core.specs import PluginInfo
 
 CORE_HOOKS = frozenset(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), f"{PROJECT}_spec"))
 
@@ -183,6 +183,16 @@ def _order(infos: dict[str, PluginInfo], listed: list[str]) -> tuple[list[str], 
     return order, problems
 
 
+def _unknown_plugin(file: str, entry: str, known: Mapping[str, PluginSource]) -> Problem:
+    close = difflib.get_close_matches(entry, list(known), n=1)
+    return Problem(
+        "fastplug.E020",
+        f"{file}: unknown plugin '{entry}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
+        f"known plugins: {', '.join(sorted(known))}; install third-party ones with pip, or list a local "
+        "plugin by its module path from the settings file's directory (e.g. 'app.plugins.blog')",
+    )
+
+
 def load_plugins(
     raw: RawSettings, core: CoreSettings, extra: Mapping[str, Any] | None = None
 ) -> tuple[Settings, Plugins]:
@@ -195,7 +205,8 @@ def load_plugins(
     """
     problems: list[Problem] = []
     known, clashes = discover(extra)
-    enabled = list(dict.fromkeys(core.plugins))
+    entries = {plugin_name(entry): entry for entry in reversed(core.plugins)}  # first listing wins
+    enabled = [name for name in dict.fromkeys(plugin_name(entry) for entry in core.plugins)]
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in known:
@@ -204,20 +215,20 @@ def load_plugins(
 
     objects: dict[str, Any] = {}
     for name in enabled:
+        entry = entries[name]
         if name in clashes:
             problems.append(clash_problem(name, clashes[name]))
             continue
-        source = known.get(name)
+        source = known.get(name) if entry == name else None
         if source is None:
-            close = difflib.get_close_matches(name, list(known), n=1)
-            problems.append(
-                Problem(
-                    "fastplug.E020",
-                    f"{raw.path.name}: unknown plugin '{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
-                    f"known plugins: {', '.join(sorted(known))}; install third-party ones with pip",
-                )
-            )
-            continue
+            local = local_source(entry, raw.path.parent)
+            if local is not None and name in known:
+                problems.append(clash_problem(name, [known[name], local]))
+                continue
+            if local is None:
+                problems.append(_unknown_plugin(raw.path.name, entry, known))
+                continue
+            source = known[name] = local
         try:
             obj = _import(source)
         except Exception as exc:
@@ -225,7 +236,11 @@ def load_plugins(
                 Problem(
                     "fastplug.E022",
                     f"plugin '{name}' ({source.origin}) failed to import: {one_line(exc)}",
-                    f"reinstall or fix the distribution '{source.distribution}'" if not source.builtin else None,
+                    None
+                    if source.builtin
+                    else f"fix {source.path}"
+                    if source.path
+                    else f"reinstall or fix the distribution '{source.distribution}'",
                 )
             )
             continue

@@ -7,10 +7,10 @@ from typing import Any
 
 from starlette.routing import BaseRoute
 
-from config.settings import Settings
-from core.manager import Plugins
-from core.services import Services
-from core.specs import HealthCheck, MiddlewareSpec
+from fastplug.config.settings import Settings
+from fastplug.core.manager import Plugins
+from fastplug.core.services import Services
+from fastplug.core.specs import HealthCheck, MiddlewareSpec
 
 
 @dataclass(slots=True)

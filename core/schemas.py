@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel
-
-CENT = Decimal("0.01")
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -18,9 +15,6 @@ def _as_utc(value: datetime) -> datetime:
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 """A timestamp always answered with its UTC offset, whatever the database gave back."""
-
-Cents = Annotated[Decimal, AfterValidator(lambda value: value.quantize(CENT))]
-"""An amount answered with two decimals (``"12.50"``, not ``"12.5"``)."""
 
 
 class ErrorOut(BaseModel):

@@ -8,7 +8,7 @@ bytes in one call, and :meth:`JsonSerializer.response` returns a :class:`JsonByt
 response, which FastAPI sends as is (no validation, no ``jsonable_encoder``, no
 ``json.dumps``). Keep ``response_model=`` on the route so OpenAPI still documents it::
 
-    from core.serialize import serializer
+    from fastplug.core.serialize import serializer
 
     page = serializer(ProductPage)
 

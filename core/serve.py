@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from config.models import ServerSettings
-from config.settings import Settings
-from core.manager import Plugins
+from fastplug.config.models import ServerSettings
+from fastplug.config.settings import Settings
+from fastplug.core.manager import Plugins
 
 log = logging.getLogger("fastplug")
 WORKER_CLASS = "uvicorn_worker.UvicornWorker"
@@ -70,7 +70,7 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
         os.environ["FASTPLUG_ENV"] = settings.env
         root = Path(__file__).resolve().parent.parent
         uvicorn.run(
-            "core.asgi:create_app_from_env",
+            "fastplug.core.asgi:create_app_from_env",
             factory=True,
             reload=True,
             reload_dirs=[str(root), str(settings.path.parent)],
@@ -78,8 +78,8 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
             **common,
         )
         return 0
-    from core.app import build_app
-    from core.asgi import freeze
+    from fastplug.core.app import build_app
+    from fastplug.core.asgi import freeze
 
     srv = uvicorn.Server(uvicorn.Config(freeze(build_app(settings, plugins)), **common))
     _quiet_signals()
@@ -94,7 +94,7 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
     from gunicorn.arbiter import Arbiter
     from gunicorn.errors import HaltServer
 
-    from core.app import build_app
+    from fastplug.core.app import build_app
 
     build_app(settings, plugins)  # build errors are reported once, here, not by every worker
     os.environ["FASTPLUG_SETTINGS"] = str(settings.path)
@@ -125,8 +125,8 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
                     self.cfg.set(key, value)
 
         def load(self) -> Any:
-            from config.errors import FastplugError
-            from core.asgi import create_app_from_env
+            from fastplug.config.errors import FastplugError
+            from fastplug.core.asgi import create_app_from_env
 
             try:
                 return create_app_from_env()

@@ -6,8 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from config.models import EmptySettings, PluginSettings
-from core.services import Services
+from fastplug.config.models import EmptySettings, PluginSettings
+from fastplug.core.services import Services
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from config.settings import Settings
-from core.manager import Plugins
+from fastplug.config.settings import Settings
+from fastplug.core.manager import Plugins
 
 MINIMAL_SETTINGS = '[default]\nplugins = ["health"]\n'
 
@@ -51,8 +51,8 @@ def fastplug_load(
     fastplug_settings_file: Path, fastplug_overrides: dict[str, Any]
 ) -> Callable[..., tuple[Settings, Plugins]]:
     """``load(**overrides)``: settings and plugins from a fresh plugin manager."""
-    from config.sources import deep_merge
-    from core.bootstrap import load
+    from fastplug.config.sources import deep_merge
+    from fastplug.core.bootstrap import load
 
     def _load(
         env: str | None = None, extra_plugins: Mapping[str, Any] | None = None, **overrides: Any
@@ -65,7 +65,7 @@ def fastplug_load(
 @pytest.fixture
 def fastplug_app_factory(fastplug_load: Callable[..., tuple[Settings, Plugins]]) -> Callable[..., FastAPI]:
     """``make(plugins=["health", "mine"], mine={"key": 1}, extra_plugins={"mine": obj})``."""
-    from core.app import build_app
+    from fastplug.core.app import build_app
 
     def make(extra_plugins: Mapping[str, Any] | None = None, **overrides: Any) -> FastAPI:
         return build_app(*fastplug_load(extra_plugins=extra_plugins, **overrides))

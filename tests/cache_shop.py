@@ -11,8 +11,8 @@ import anyio
 from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel
 
-from core import PluginInfo, hookimpl
-from core.cache import ResponseCache, cached
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.cache.api import ResponseCache, cached
 
 calls: Counter[str] = Counter()
 router = APIRouter()

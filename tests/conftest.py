@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis as redis_sync
 
-from core.testing import require_service, require_tool
+from fastplug.core.testing import require_service, require_tool
 
 
 def wait_for(predicate: Callable[[], Any], what: str, limit: float = 30.0) -> Any:

@@ -3,7 +3,7 @@
 from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import Base
+from fastplug.plugins.db.api import Base
 
 
 class Shelf(Base):

@@ -12,8 +12,8 @@ from pydantic import BaseModel
 from sqlalchemy import ForeignKey, String, func, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core import PluginInfo, hookimpl
-from core.db import Base, DbReadConnection, DbReadSession, DbSession, RawConnection, RawPool
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.db.api import Base, DbReadConnection, DbReadSession, DbSession, RawConnection, RawPool
 
 MIGRATIONS = Path(__file__).with_name("db_notes_migrations")
 

@@ -106,8 +106,8 @@ def plugin_source(
 
             from pydantic import AnyUrl, Field, PostgresDsn, SecretStr
 
-            from config.models import PluginSettings
-            from core import PluginInfo, hookimpl
+            from fastplug.config.models import PluginSettings
+            from fastplug.core import PluginInfo, hookimpl
             from fp_events import record
 
 

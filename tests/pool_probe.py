@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
-from core import PluginInfo, hookimpl
-from plugins.http.deps import HttpClient
-from plugins.redis.deps import RedisClient
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.http.api import HttpClient
+from fastplug.plugins.redis.api import RedisClient
 
 router = APIRouter()
 

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from core import PluginInfo, hookimpl
-from core.services import Services
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.core.services import Services
 
 
 class Probe:

@@ -15,10 +15,10 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from config.models import PluginSettings
-from config.settings import Settings
-from core import PluginInfo, hookimpl, service
-from core.db import DbSession
+from fastplug.config.models import PluginSettings
+from fastplug.config.settings import Settings
+from fastplug.core import PluginInfo, hookimpl, service
+from fastplug.plugins.db.api import DbSession
 
 Tasks = service("tasks", object)  # the tasks plugin's TaskQueue
 

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.testing import LiveServer, require_service
+from fastplug.core.testing import LiveServer, require_service
 from tests.conftest import PG_HOST, PG_PORT, _pg_admin
 
 schemathesis = pytest.importorskip("schemathesis")
@@ -66,8 +66,8 @@ def _fill(base: str) -> None:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The app on a live uvicorn server with its own database (per module and backend)."""
-    from core.app import build_app
-    from core.bootstrap import load
+    from fastplug.core.app import build_app
+    from fastplug.core.bootstrap import load
 
     directory = tmp_path_factory.mktemp(f"api-{request.param}")
     name = None

@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from helpers_plugins import FakeDists, lifespan_body
 
-from config.errors import FastplugError, Problem
-from core.app import create_app
-from core.bootstrap import load
-from core.lifespan import PluginStartupError
+from fastplug.config.errors import FastplugError, Problem
+from fastplug.core.app import create_app
+from fastplug.core.bootstrap import load
+from fastplug.core.lifespan import PluginStartupError
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
 SECRET = "s3cr3t-Tok3n-987654"

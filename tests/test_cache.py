@@ -21,7 +21,7 @@ import redis as redis_sync
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from core.testing import LiveServer, require_service
+from fastplug.core.testing import LiveServer, require_service
 
 Make = Callable[..., FastAPI]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -260,7 +260,7 @@ import json, sys
 sys.path[:0] = [{tests!r}, {root!r}]
 from fastapi.testclient import TestClient
 import cache_shop
-from core.app import create_app
+from fastplug.core.app import create_app
 settings = json.loads(sys.argv[1])
 app = create_app({settings_file!r}, overrides=settings, extra_plugins={{"shop": cache_shop}})
 with TestClient(app) as client:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from core.cli import cli
+from fastplug.core.cli import cli
 
 
 @pytest.fixture

@@ -19,10 +19,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.testclient import TestClient
 
-from config.errors import FastplugError
-from core import PluginInfo, hookimpl
-from core.testing import LiveServer
-from plugins.compression.middleware import negotiate, parse_accept_encoding
+from fastplug.config.errors import FastplugError
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.core.testing import LiveServer
+from fastplug.plugins.compression.middleware import negotiate, parse_accept_encoding
 
 Make = Callable[..., FastAPI]
 BIG = json.dumps([{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(200)]).encode()
@@ -295,8 +295,8 @@ def test_disabled_plugin_imports_nothing(tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text('[default]\nplugins = ["health"]\n')
     code = (
-        "import sys; from core.app import create_app; create_app(sys.argv[1]); "
-        "print(sorted(m for m in sys.modules if m.startswith('plugins.compression') or m == 'brotli'))"
+        "import sys; from fastplug.core.app import create_app; create_app(sys.argv[1]); "
+        "print(sorted(m for m in sys.modules if m.startswith('fastplug.plugins.compression') or m == 'brotli'))"
     )
     root = Path(__file__).resolve().parents[1]
     run = subprocess.run([sys.executable, "-c", code, str(settings)], cwd=root, capture_output=True, text=True)

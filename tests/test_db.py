@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from core.runtime import Runtime
-from core.testing import LiveServer
+from fastplug.core.runtime import Runtime
+from fastplug.core.testing import LiveServer
 from tests.conftest import PG_ADMIN_DSN, free_port
 
 Make = Callable[..., FastAPI]
@@ -266,7 +266,7 @@ def test_forked_child_does_not_reuse_the_parents_connections(make: Make, sqlite_
     ],
 )
 def test_bad_url_is_a_settings_error(fastplug_app_factory: Make, url: str, message: str) -> None:
-    from config.errors import FastplugError
+    from fastplug.config.errors import FastplugError
 
     with pytest.raises(FastplugError) as caught:
         fastplug_app_factory(plugins=["db"], db={"url": url, "pool_size": -3})
@@ -278,8 +278,8 @@ def test_bad_url_is_a_settings_error(fastplug_app_factory: Make, url: str, messa
 def test_relative_sqlite_path_is_beside_settings_toml(
     fastplug_settings_file: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.bootstrap import load
-    from plugins.db.engine import db_settings
+    from fastplug.core.bootstrap import load
+    from fastplug.plugins.db.engine import db_settings
 
     monkeypatch.chdir(tmp_path.parent)
     settings, _ = load(
@@ -304,7 +304,7 @@ def test_connections_are_shared_fairly_under_load(make: Make, db_url: str, depen
     lets it take the connection first, and some requests then wait for seconds)."""
     from starlette.requests import HTTPConnection
 
-    from core import db
+    from fastplug.plugins.db import deps as db
 
     open_one = {"session": db._session, "read_session": db._read_session, "read_connection": db._read_connection}[
         dependency

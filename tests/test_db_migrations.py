@@ -21,8 +21,8 @@ TAGS = """
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core import PluginInfo, hookimpl
-from core.db import Base
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.db.api import Base
 
 
 class Tag(Base):

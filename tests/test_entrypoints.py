@@ -20,10 +20,10 @@ from types import ModuleType
 import pytest
 from fastapi.testclient import TestClient
 
-from config.errors import FastplugError
-from core.app import create_app
-from core.bootstrap import load
-from core.discovery import discover
+from fastplug.config.errors import FastplugError
+from fastplug.core.app import create_app
+from fastplug.core.bootstrap import load
+from fastplug.core.discovery import discover
 
 DIST = "fastplug-hello"
 VERSION = "1.2.3"
@@ -229,8 +229,8 @@ def test_disabled_plugin_is_listed_but_never_imported(fastplug_settings_file: Pa
     code = textwrap.dedent(
         """\
         import json, sys
-        from core.app import create_app
-        from core.discovery import discover
+        from fastplug.core.app import create_app
+        from fastplug.core.discovery import discover
 
         app = create_app(sys.argv[1])
         known, _ = discover()

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from core import HealthCheck, PluginInfo, hookimpl
-from core.services import Services
+from fastplug.core import HealthCheck, PluginInfo, hookimpl
+from fastplug.core.services import Services
 
 Make = Callable[..., FastAPI]
 

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from core.runtime import Runtime
-from core.testing import LiveServer
+from fastplug.core.runtime import Runtime
+from fastplug.core.testing import LiveServer
 from tests.conftest import free_port
 
 Make = Callable[..., FastAPI]

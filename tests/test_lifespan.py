@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from config.errors import FastplugError
-from core import MiddlewareSpec, PluginInfo, hookimpl, service
-from core.lifespan import PluginStartupError
+from fastplug.config.errors import FastplugError
+from fastplug.core import MiddlewareSpec, PluginInfo, hookimpl, service
+from fastplug.core.lifespan import PluginStartupError
 from tests.probes import Probe
 
 Make = Callable[..., FastAPI]

@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
-from config.errors import FastplugError
-from core import PluginInfo, hookimpl
-from core.runtime import Runtime
-from core.testing import require_tool
+from fastplug.config.errors import FastplugError
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.core.runtime import Runtime
+from fastplug.core.testing import require_tool
 from tests.helpers_plugins import FakeDists
 from tests.test_serve import serve_process, stop, wait_ready
 
@@ -281,9 +281,9 @@ def test_disabled_plugin_imports_nothing(tmp_path: Path) -> None:
         f'[default]\nplugins = ["health", "db"]\n[default.db]\nurl = "sqlite+aiosqlite:///{tmp_path}/x.db"\n'
     )
     code = (
-        "import sys; from core.app import create_app; create_app(sys.argv[1]); "
-        "print(sorted(m for m in sys.modules if m.startswith(('plugins.metrics', 'prometheus_client', "
-        "'plugins.db.metrics'))))"
+        "import sys; from fastplug.core.app import create_app; create_app(sys.argv[1]); "
+        "print(sorted(m for m in sys.modules if m.startswith(('fastplug.plugins.metrics', 'prometheus_client', "
+        "'fastplug.plugins.db.metrics'))))"
     )
     root = Path(__file__).resolve().parents[1]
     run = subprocess.run([sys.executable, "-c", code, str(settings)], cwd=root, capture_output=True, text=True)

@@ -22,13 +22,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
-from core.paging import decode_cursor, encode_cursor
-from core.runtime import Runtime
-from core.testing import LiveServer, require_service
-from plugins.orders.models import Order, OrderEmail, OrderItem
-from plugins.products.models import Product
-from plugins.tasks.models import OutboxMessage
-from plugins.users.models import User
+from fastplug.core.paging import decode_cursor, encode_cursor
+from fastplug.core.runtime import Runtime
+from fastplug.core.testing import LiveServer, require_service
+from fastplug.plugins.orders.models import Order, OrderEmail, OrderItem
+from fastplug.plugins.products.models import Product
+from fastplug.plugins.tasks.models import OutboxMessage
+from fastplug.plugins.users.models import User
 from tests.conftest import wait_for
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
@@ -421,8 +421,8 @@ def rabbit_queue(queue: str) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_a_rabbitmq_worker_records_the_email_exactly_once(tmp_path: Path, pg_url: str, rabbit_queue: str) -> None:
-    from core.app import build_app
-    from core.bootstrap import load
+    from fastplug.core.app import build_app
+    from fastplug.core.bootstrap import load
 
     settings = write_settings(tmp_path / "settings.toml", pg_url, rabbit_queue)
     app = build_app(*load(settings))

@@ -9,9 +9,9 @@ import pluggy
 import pytest
 from fastapi import FastAPI
 
-from config.errors import FastplugError
-from core import PluginInfo, hookimpl, hookspec
-from core.runtime import Runtime
+from fastplug.config.errors import FastplugError
+from fastplug.core import PluginInfo, hookimpl, hookspec
+from fastplug.core.runtime import Runtime
 
 Make = Callable[..., FastAPI]
 

@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.paging import encode_cursor
-from core.runtime import Runtime
-from core.testing import require_service
-from plugins.cache.service import Cache
-from plugins.products.models import Product
+from fastplug.core.paging import encode_cursor
+from fastplug.core.runtime import Runtime
+from fastplug.core.testing import require_service
+from fastplug.plugins.cache.service import Cache
+from fastplug.plugins.products.models import Product
 
 Make = Callable[..., FastAPI]
 INT32_MAX = 2**31 - 1

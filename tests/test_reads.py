@@ -1,4 +1,4 @@
-"""core.reads: Core SELECTs on the raw asyncpg pool when the values would be the same, through
+"""fastplug.plugins.db.api: Core SELECTs on the raw asyncpg pool when the values would be the same, through
 SQLAlchemy otherwise; the same rows either way, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import JSON, Integer, String, TypeDecorator, bindparam, cast, event, select, type_coerce
 
-from core.reads import READER, Reader, ReadQuery
-from core.runtime import Runtime
+from fastplug.core.runtime import Runtime
+from fastplug.plugins.db.api import READER, Reader, ReadQuery
 
 Make = Callable[..., FastAPI]
 notes = db_notes.Note.__table__

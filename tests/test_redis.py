@@ -12,8 +12,8 @@ import redis as redis_sync
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from core.runtime import Runtime
-from core.testing import require_service
+from fastplug.core.runtime import Runtime
+from fastplug.core.testing import require_service
 from tests.conftest import free_port
 
 Make = Callable[..., FastAPI]

@@ -8,7 +8,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from core.routes import add_router, iter_routes
+from fastplug.core.routes import add_router, iter_routes
 
 
 class Item(BaseModel):

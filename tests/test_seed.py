@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from core.seeding import Seeder, SeedResult
-from plugins.db.seeding import PluginSeeder, SeedError, _ordered, options
+from fastplug.plugins.db.api import Seeder, SeedResult
+from fastplug.plugins.db.seeding import PluginSeeder, SeedError, _ordered, options
 from tests.conftest import free_port
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
@@ -138,7 +138,7 @@ def test_the_app_inserts_after_seeding_without_id_collisions(settings_file: Path
     assert manage(settings_file, "db", "upgrade").returncode == 0
     query(db_url, "INSERT INTO users (id, email, name) VALUES (1000, 'explicit@example.com', 'Explicit Id')")
     seed(settings_file, "--users", "30", "--products", "5", "--orders-per-user", "1")  # ids after 1000
-    from plugins.users.models import User
+    from fastplug.plugins.users.models import User
 
     async def insert() -> tuple[int, int]:
         engine = create_async_engine(db_url)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict
 
-from core.serialize import JsonBytes, serializer
+from fastplug.core.serialize import JsonBytes, serializer
 
 
 class ItemOut(BaseModel):
@@ -94,7 +94,7 @@ def test_response_is_sent_as_is_and_documented_by_response_model() -> None:
 
 
 def test_records_zip_rows_by_position_and_validate_like_attributes() -> None:
-    from core.serialize import records
+    from fastplug.core.serialize import records
 
     keys = ("id", "name", "price", "created_at")
     rows = [(r.id, r.name, r.price, r.created_at) for r in ROWS]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from config import FastplugError, load_raw
-from core.bootstrap import load
-from core.effective import MASK, effective_settings, mask
+from fastplug.config import FastplugError, load_raw
+from fastplug.core.bootstrap import load
+from fastplug.core.effective import MASK, effective_settings, mask
 
 LAYERED = """
 [default]

@@ -22,10 +22,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, update
 
-from config.errors import FastplugError
-from core.cli import cli
-from core.runtime import Runtime
-from core.testing import require_service
+from fastplug.config.errors import FastplugError
+from fastplug.core.cli import cli
+from fastplug.core.runtime import Runtime
+from fastplug.core.testing import require_service
 from tests.conftest import free_port, wait_for
 from tests.helpers_plugins import FakeDists
 
@@ -113,7 +113,7 @@ def subprocess_env(dists: FakeDists) -> dict[str, str]:
 
 
 def test_settings_errors_name_the_key_and_the_fix(fastplug_settings_file: Path) -> None:
-    from core.bootstrap import load
+    from fastplug.core.bootstrap import load
 
     fastplug_settings_file.write_text(
         '[default]\nplugins = ["tasks"]\n[default.tasks]\nbroker_url = "amqpx://guest:secret@localhost//"\n'
@@ -143,8 +143,8 @@ def test_disabled_or_idle_plugin_imports_no_celery(tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     code = (
         "import sys\n"
-        "from core.bootstrap import load\n"
-        "from core.app import build_app\n"
+        "from fastplug.core.bootstrap import load\n"
+        "from fastplug.core.app import build_app\n"
         "s, p = load(sys.argv[1])\n"
         "build_app(s, p)\n"
         "print(p.names, sorted(m for m in ('celery', 'kombu') if m in sys.modules))\n"
@@ -164,7 +164,7 @@ def test_disabled_or_idle_plugin_imports_no_celery(tmp_path: Path) -> None:
 def test_importable_celery_app_from_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dists: FakeDists, queue: str
 ) -> None:
-    from plugins.tasks import worker
+    from fastplug.plugins.tasks import worker
 
     settings = write_settings(
         tmp_path,
@@ -225,7 +225,7 @@ def test_async_task_runs_on_the_servers_loop_with_its_services(make: Make, effec
 
 
 def outbox_rows(client: TestClient, app: FastAPI) -> list[tuple[str, str, int]]:
-    from plugins.tasks.models import OutboxMessage
+    from fastplug.plugins.tasks.models import OutboxMessage
 
     engine = services(app)["db.engine"]
 
@@ -273,15 +273,15 @@ def test_a_duplicate_publish_runs_the_side_effect_once(make: Make, effects: Path
 
 
 async def set_state(app: FastAPI, task_id: str, state: str) -> None:
-    from plugins.tasks.models import OutboxMessage
+    from fastplug.plugins.tasks.models import OutboxMessage
 
     async with services(app)["db.engine"].begin() as conn:
         await conn.execute(update(OutboxMessage).where(OutboxMessage.id == task_id).values(state=state))
 
 
 def test_concurrent_relays_publish_each_row_once(make: Make, effects: Path, pg_url: str) -> None:
-    from plugins.tasks.models import OutboxMessage
-    from plugins.tasks.outbox import Relay, outbox_row
+    from fastplug.plugins.tasks.models import OutboxMessage
+    from fastplug.plugins.tasks.outbox import Relay, outbox_row
 
     app = make("db", db={"url": pg_url, "auto_migrate": True}, tasks={"outbox_batch_size": 7})
     with TestClient(app) as client:
@@ -466,8 +466,8 @@ def rabbit_queue(queue: str) -> Iterator[str]:
 
 def loaded_app(settings: Path) -> FastAPI:
     """The same app a server would build from ``settings`` (probe through its entry point)."""
-    from core.app import build_app
-    from core.bootstrap import load
+    from fastplug.core.app import build_app
+    from fastplug.core.bootstrap import load
 
     return build_app(*load(settings))
 
@@ -563,8 +563,8 @@ def test_outbox_delivers_everything_once_after_a_redis_broker_outage(
 def test_a_worker_killed_mid_task_gets_it_redelivered(
     tmp_path: Path, dists: FakeDists, manage: Callable[..., Manage], rabbit_queue: str, effects: Path
 ) -> None:
-    from core.bootstrap import load
-    from plugins.tasks.celery_app import build_celery
+    from fastplug.core.bootstrap import load
+    from fastplug.plugins.tasks.celery_app import build_celery
 
     tasks = {"broker_url": RABBIT, "task_default_queue": rabbit_queue}
     settings = write_settings(tmp_path, ["health", "tasks", "probe"], tasks)

@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from core.paging import encode_cursor
-from core.testing import LiveServer
+from fastplug.core.paging import encode_cursor
+from fastplug.core.testing import LiveServer
 
 Make = Callable[..., FastAPI]
 INT32_MAX = 2**31 - 1

@@ -18,10 +18,10 @@ from payload import records
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
-from core.paging import encode_cursor, page_of
-from plugins.orders.schemas import OrderPage
-from plugins.products.schemas import ProductPage
-from plugins.users.schemas import UserOut
+from fastplug.core.paging import encode_cursor, page_of
+from fastplug.plugins.orders.schemas import OrderPage
+from fastplug.plugins.products.schemas import ProductPage
+from fastplug.plugins.users.schemas import UserOut
 
 __all__ = ["OrderPage", "ProductPage", "UserOut", "encode_cursor", "page_of"]
 

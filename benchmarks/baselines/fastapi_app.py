@@ -32,7 +32,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from core.paging import decode_cursor
+from fastplug.core.paging import decode_cursor
 
 LIVE = b'{"status":"ok"}'
 

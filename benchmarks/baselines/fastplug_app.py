@@ -24,15 +24,15 @@ from pydantic import BaseModel, ConfigDict
 from querycount import maybe_counted
 from sqlalchemy.orm import Mapped, mapped_column
 
-from config.models import PluginSettings
-from config.settings import Settings
-from core.app import create_app
-from core.asgi import freeze
-from core.cache import cached
-from core.db import Base, DbReadSession, DbSession, RawPool
-from core.markers import hookimpl
-from core.serialize import JsonBytes, serializer
-from core.specs import MiddlewareSpec, PluginInfo
+from fastplug.config.models import PluginSettings
+from fastplug.config.settings import Settings
+from fastplug.core.app import create_app
+from fastplug.core.asgi import freeze
+from fastplug.core.markers import hookimpl
+from fastplug.core.serialize import JsonBytes, serializer
+from fastplug.core.specs import MiddlewareSpec, PluginInfo
+from fastplug.plugins.cache.api import cached
+from fastplug.plugins.db.api import Base, DbReadSession, DbSession, RawPool
 
 
 class BenchSettings(PluginSettings):

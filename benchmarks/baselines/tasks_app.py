@@ -30,14 +30,14 @@ from sqlalchemy import String
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Mapped, mapped_column
 
-from config.settings import Settings
-from core.app import build_app
-from core.asgi import freeze
-from core.bootstrap import load
-from core.db import Base, DbSession
-from core.markers import hookimpl
-from core.services import service
-from core.specs import PluginInfo
+from fastplug.config.settings import Settings
+from fastplug.core.app import build_app
+from fastplug.core.asgi import freeze
+from fastplug.core.bootstrap import load
+from fastplug.core.markers import hookimpl
+from fastplug.core.services import service
+from fastplug.core.specs import PluginInfo
+from fastplug.plugins.db.api import Base, DbSession
 
 TASK = "bench.confirm"
 BODY = b'{"queued":true}'

@@ -1,8 +1,8 @@
 """cache plugin: response caching on memory or Redis, done right.
 
-Marks: ``core.cache.cached`` on an endpoint, or ``[cache.routes]`` by route name or path
+Marks: ``fastplug.plugins.cache.api.cached`` on an endpoint, or ``[cache.routes]`` by route name or path
 template. Service ``cache`` (:class:`plugins.cache.service.Cache`, see
-``core.cache.CacheService``) for invalidation; ``cache.stats`` for metrics.
+``fastplug.plugins.cache.api.CacheService``) for invalidation; ``cache.stats`` for metrics.
 """
 
 from __future__ import annotations
@@ -13,13 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.services import Services
-from core.specs import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
-from plugins.cache.settings import CacheSettings
-
-REDIS_CLIENT = "redis.client"
+from fastplug.config import Settings
+from fastplug.core import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo, Services, hookimpl
+from fastplug.plugins.cache.api import SERVICE, STATS
+from fastplug.plugins.cache.settings import CacheSettings
 
 
 @hookimpl
@@ -31,7 +28,7 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
-    from plugins.cache.middleware import CacheMiddleware
+    from fastplug.plugins.cache.middleware import CacheMiddleware
 
     # Outside compression (200): a hit skips gzip too; inside metrics/timing (100). At the
     # edge: a hit skips FastAPI's own per-request entry as well.
@@ -41,14 +38,16 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
 
 @hookimpl
 def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
-    from plugins.cache.backends import MemoryBackend, RedisBackend
-    from plugins.cache.service import Cache, routes_of
+    from fastplug.plugins.cache.backends import MemoryBackend, RedisBackend
+    from fastplug.plugins.cache.service import Cache, routes_of
 
     conf = settings.section("cache", CacheSettings)
 
     @asynccontextmanager
     async def run() -> AsyncIterator[dict[str, Any]]:
         if conf.backend == "redis":
+            from fastplug.plugins.redis.api import CLIENT as REDIS_CLIENT
+
             client = services.get(REDIS_CLIENT)
             if client is None:
                 raise RuntimeError("[cache] backend = 'redis' needs the redis plugin enabled with [redis] url set")
@@ -59,7 +58,7 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
             backend = MemoryBackend(conf.max_entries, conf.max_bytes)
         cache = Cache(conf, backend, routes_of(app))
         try:
-            yield {"cache": cache, "cache.stats": cache.stats}
+            yield {SERVICE: cache, STATS: cache.stats}
         finally:
             await cache.close()
 
@@ -67,7 +66,7 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
 
 
 async def _health(services: Services) -> dict[str, Any]:
-    cache = services.require("cache")
+    cache = services.require(SERVICE)
     backend = cache.backend
     detail: dict[str, Any] = {"backend": type(backend).__name__, **cache.stats.as_dict()}
     if hasattr(backend, "open_until"):
@@ -85,7 +84,7 @@ def register_health_checks() -> Sequence[HealthCheck]:
 @hookimpl(optionalhook=True)
 def register_metrics(registry: Any, runtime: Any) -> None:
     """Hit/miss/stale/bypass counters and backend errors (metrics plugin)."""
-    from plugins.cache.metrics import CacheCollector
+    from fastplug.plugins.cache.metrics import CacheCollector
 
     registry.register(CacheCollector(runtime.services))
 

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from plugins.cache.entry import Entry
+from fastplug.plugins.cache.entry import Entry
 
 T = TypeVar("T")
 Snapshot = Sequence[Any]

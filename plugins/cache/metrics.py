@@ -7,7 +7,8 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from core.services import Services
+from fastplug.core import Services
+from fastplug.plugins.cache.api import SERVICE
 
 STATS = "cache.stats"
 
@@ -24,7 +25,7 @@ class CacheCollector:
 
     def collect(self) -> Iterator[Any]:
         stats = self.services.get(STATS)
-        cache = self.services.get("cache")
+        cache = self.services.get(SERVICE)
         if stats is None or cache is None:
             return
         yield from self._families(stats.as_dict(), getattr(cache.backend, "open_until", None))

@@ -10,14 +10,14 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plugins.cache.backends import BackendUnavailable, Snapshot
-from plugins.cache.entry import Entry, build_entry
-from plugins.cache.keys import accepted_coding, request_key, sorted_query
-from plugins.cache.service import Cache, RoutePolicy
-from plugins.cache.settings import CacheSettings
+from fastplug.plugins.cache.api import SERVICE
+from fastplug.plugins.cache.backends import BackendUnavailable, Snapshot
+from fastplug.plugins.cache.entry import Entry, build_entry
+from fastplug.plugins.cache.keys import accepted_coding, request_key, sorted_query
+from fastplug.plugins.cache.service import Cache, RoutePolicy
+from fastplug.plugins.cache.settings import CacheSettings
 
 log = logging.getLogger("fastplug.cache")
-SERVICE = "cache"
 CREDENTIALS = (b"authorization", b"cookie")
 KEY_MEMO_SIZE = 10_000
 

@@ -10,10 +10,10 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 
-from core.cache import CachePolicy, policy_of
-from core.routes import iter_routes
-from plugins.cache.backends import Backend, BackendUnavailable, MemoryBackend
-from plugins.cache.settings import CacheSettings
+from fastplug.core import iter_routes
+from fastplug.plugins.cache.api import CachePolicy, policy_of
+from fastplug.plugins.cache.backends import Backend, BackendUnavailable, MemoryBackend
+from fastplug.plugins.cache.settings import CacheSettings
 
 MATCH_MEMO_SIZE = 10_000
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.models import PluginSettings
+from fastplug.config import PluginSettings
 
 
 class RoutePolicySettings(BaseModel):

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.specs import MiddlewareSpec, PluginInfo
-from plugins.compression.settings import CompressionSettings
+from fastplug.config import Settings
+from fastplug.core import MiddlewareSpec, PluginInfo, hookimpl
+from fastplug.plugins.compression.settings import CompressionSettings
 
 
 @hookimpl
@@ -36,7 +35,7 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
-    from plugins.compression.middleware import CompressionMiddleware
+    from fastplug.plugins.compression.middleware import CompressionMiddleware
 
     conf = settings.section("compression", CompressionSettings)
     return [MiddlewareSpec("compression", CompressionMiddleware, conf.model_dump(), priority=200)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from config.models import PluginSettings
+from fastplug.config import PluginSettings
 
 DEFAULT_CONTENT_TYPES = (
     "application/json",

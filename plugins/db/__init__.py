@@ -2,7 +2,7 @@
 
 Services: ``db.engine``, ``db.sessionmaker``, ``db.raw_pool`` (PostgreSQL), ``db.queries``
 (a :class:`~plugins.db.engine.QueryCounter`), ``db.pool_stats`` (a callable). Handlers use
-``core.db.DbSession`` / ``DbEngine`` / ``RawPool``; models subclass ``core.db.Base``.
+``fastplug.plugins.db.api.DbSession`` / ``DbEngine`` / ``RawPool``; models subclass ``fastplug.plugins.db.api.Base``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ import click
 import pluggy
 from fastapi import FastAPI
 
-from config.settings import Settings
-from core.manager import Plugins
-from core.markers import hookimpl
-from core.specs import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo
-from plugins.db import hookspecs
-from plugins.db.settings import DbSettings
+from fastplug.config import Settings
+from fastplug.core import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo, Plugins, hookimpl
+from fastplug.plugins.db import hookspecs
+from fastplug.plugins.db.settings import DbSettings
 
 
 @hookimpl
@@ -39,14 +37,14 @@ def add_hookspecs(pm: pluggy.PluginManager) -> None:
 
 @hookimpl
 def lifespan(app: FastAPI, settings: Settings) -> AbstractAsyncContextManager[dict[str, Any]]:
-    from plugins.db.runtime import run
+    from fastplug.plugins.db.runtime import run
 
     return run(app, settings)
 
 
 @hookimpl
 def register_exception_handlers(settings: Settings) -> dict[type[BaseException], Any]:
-    from plugins.db.errors import exception_handlers
+    from fastplug.plugins.db.errors import exception_handlers
 
     return exception_handlers(settings.section("db", DbSettings).retry_after)
 
@@ -55,14 +53,14 @@ def register_exception_handlers(settings: Settings) -> dict[type[BaseException],
 def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
     if not settings.section("db", DbSettings).query_count_header:
         return []
-    from plugins.db.queries import QueryCountHeader
+    from fastplug.plugins.db.queries import QueryCountHeader
 
     return [MiddlewareSpec("db.query_count", QueryCountHeader, priority=400)]
 
 
 @hookimpl
 def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
-    from plugins.db.runtime import ping
+    from fastplug.plugins.db.runtime import ping
 
     return [HealthCheck("db", ping)]
 
@@ -70,8 +68,8 @@ def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
 @hookimpl
 def check(settings: Settings) -> Any:
     async def connect() -> Sequence[CheckMessage]:
-        from plugins.db.engine import db_settings
-        from plugins.db.runtime import connectivity_problem
+        from fastplug.plugins.db.engine import db_settings
+        from fastplug.plugins.db.runtime import connectivity_problem
 
         problem = await connectivity_problem(db_settings(settings))
         if problem is None:
@@ -86,7 +84,7 @@ def check(settings: Settings) -> Any:
 @hookimpl(optionalhook=True)
 def register_metrics(registry: Any, runtime: Any) -> Any:
     """Pool figures and queries per request for the metrics plugin (see plugins/db/metrics.py)."""
-    from plugins.db.metrics import register
+    from fastplug.plugins.db.metrics import register
 
     return register(registry, runtime.services)
 
@@ -94,13 +92,13 @@ def register_metrics(registry: Any, runtime: Any) -> Any:
 @hookimpl
 def serve_starting(settings: Settings, plugins: Plugins, workers: int) -> None:
     if workers > 1:  # workers starting together must not race to create the schema
-        from plugins.db.runtime import migrate_before_fork
+        from fastplug.plugins.db.runtime import migrate_before_fork
 
         migrate_before_fork(settings, plugins)
 
 
 @hookimpl
 def register_commands() -> Sequence[click.Command]:
-    from plugins.db.cli import db_group
+    from fastplug.plugins.db.cli import db_group
 
     return [db_group]

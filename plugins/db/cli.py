@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.cli import CliContext, get_context
+from fastplug.core import CliContext, get_context
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-    from plugins.db.seeding import PluginSeeder
+    from fastplug.plugins.db.seeding import PluginSeeder
 
-from plugins.db.settings import APP_BRANCH
+from fastplug.plugins.db.settings import APP_BRANCH
 
 
 def _config() -> Config:
-    from plugins.db.migrations import alembic_config
+    from fastplug.plugins.db.migrations import alembic_config
 
     return alembic_config(*get_context().load())
 
@@ -34,7 +34,7 @@ def db_group() -> None:
 @click.argument("target", default="heads")
 def upgrade(target: str) -> None:
     """Upgrade to TARGET (default: every branch's head)."""
-    from plugins.db import migrations
+    from fastplug.plugins.db import migrations
 
     migrations.upgrade(_config(), target)
 
@@ -43,7 +43,7 @@ def upgrade(target: str) -> None:
 @click.argument("target")
 def downgrade(target: str) -> None:
     """Downgrade to TARGET: base, -1, <branch>@-1 or a revision id."""
-    from plugins.db import migrations
+    from fastplug.plugins.db import migrations
 
     migrations.downgrade(_config(), target)
 
@@ -51,7 +51,7 @@ def downgrade(target: str) -> None:
 @db_group.command()
 def current() -> None:
     """Show the revision(s) the database is at."""
-    from plugins.db import migrations
+    from fastplug.plugins.db import migrations
 
     migrations.current(_config())
 
@@ -59,7 +59,7 @@ def current() -> None:
 @db_group.command()
 def history() -> None:
     """List the revisions."""
-    from plugins.db import migrations
+    from fastplug.plugins.db import migrations
 
     migrations.history(_config())
 
@@ -70,7 +70,7 @@ def history() -> None:
 @click.option("--autogenerate", is_flag=True, help="compare the models with the database")
 def revision(message: str, branch: str, autogenerate: bool) -> None:
     """Write a new revision file on BRANCH, in its migrations directory."""
-    from plugins.db import migrations
+    from fastplug.plugins.db import migrations
 
     try:
         migrations.revision(_config(), message, branch, autogenerate)
@@ -85,7 +85,7 @@ def _seeders(ctx: click.Context) -> list[PluginSeeder]:
     obj = ctx.ensure_object(CliContext)
     cached: list[PluginSeeder] | None = ctx.meta.get(_SEEDERS)
     if cached is None:
-        from plugins.db.seeding import SeedError, collect
+        from fastplug.plugins.db.seeding import SeedError, collect
 
         try:
             cached = collect(*obj.load())
@@ -99,7 +99,7 @@ class SeedCommand(click.Command):
     """``db seed``: its own options plus those the enabled plugins' seeders contribute."""
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        from plugins.db.seeding import SeedError, options
+        from fastplug.plugins.db.seeding import SeedError, options
 
         own = super().get_params(ctx)
         taken = {name for p in self.params for name in [p.name or "", *p.opts, *p.secondary_opts]}
@@ -117,7 +117,7 @@ class SeedCommand(click.Command):
 @click.pass_context
 def seed(ctx: click.Context, seed: int | None, batch_size: int, truncate: bool, **values: Any) -> None:
     """Migrate to every head, then fill the tables with realistic data (one transaction)."""
-    from plugins.db.seeding import SeedError, run, summary
+    from fastplug.plugins.db.seeding import SeedError, run, summary
 
     obj = ctx.ensure_object(CliContext)
     settings, plugins = obj.load()

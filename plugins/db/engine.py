@@ -16,8 +16,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
-from config.settings import Settings
-from plugins.db.settings import DbSettings
+from fastplug.config import Settings
+from fastplug.plugins.db.settings import DbSettings
 
 log = logging.getLogger("fastplug.db")
 

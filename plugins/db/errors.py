@@ -10,7 +10,7 @@ from sqlalchemy import exc as sa_exc
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from core.manager import one_line
+from fastplug.core import one_line
 
 log = logging.getLogger("fastplug.db")
 

@@ -7,16 +7,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from core.markers import hookspec
+from fastplug.core import hookspec
 
 if TYPE_CHECKING:
-    from config.settings import Settings
-    from core.seeding import Seeder
+    from fastplug.config import Settings
+    from fastplug.plugins.db.api import Seeder
 
 
 @hookspec
 def register_models() -> Sequence[type | ModuleType] | None:
-    """Return model classes or modules (subclasses of ``core.db.Base``) so they join the
+    """Return model classes or modules (subclasses of ``fastplug.plugins.db.api.Base``) so they join the
     metadata Alembic and the app use. Fires once when the db plugin builds."""
 
 
@@ -28,5 +28,5 @@ def register_migrations() -> str | Path | None:
 
 @hookspec
 def register_seeders(settings: Settings) -> Sequence[Seeder] | None:
-    """Return :class:`core.seeding.Seeder` objects filling this plugin's tables for
+    """Return :class:`fastplug.plugins.db.api.Seeder` objects filling this plugin's tables for
     ``manage.py db seed`` (their click options join the command; ``after`` orders them)."""

@@ -13,9 +13,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
-from core.db import QUERIES
-from core.services import Services
-from plugins.db.runtime import POOL_STATS
+from fastplug.core import Services
+from fastplug.plugins.db.api import QUERIES
+from fastplug.plugins.db.runtime import POOL_STATS
 
 POOL_FIGURES = {
     "size": "Connections the pool keeps (pool_size)",

@@ -1,4 +1,4 @@
-"""Alembic wired to ``core.db.Base.metadata``: one branch per plugin plus the app's own."""
+"""Alembic wired to ``fastplug.plugins.db.api.Base.metadata``: one branch per plugin plus the app's own."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
-from config.settings import Settings
-from core.manager import Plugins
-from plugins.db.settings import APP_BRANCH, DbSettings
+from fastplug.config import Settings
+from fastplug.core import Plugins
+from fastplug.plugins.db.settings import APP_BRANCH, DbSettings
 
 SCRIPT_LOCATION = Path(__file__).with_name("alembic")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.db import QUERIES
+from fastplug.plugins.db.api import QUERIES
 
 
 class QueryCountHeader:

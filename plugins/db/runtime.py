@@ -15,14 +15,22 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from config.settings import Settings
-from core.db import ENGINE, GATE, QUERIES, RAW_POOL, READ_ENGINE, SESSIONMAKER, BoundedPool, FairGate
-from core.manager import Plugins, one_line
-from core.reads import READER, Reader
-from core.runtime import Runtime
-from core.services import Services
-from plugins.db.engine import QueryCounter, create_engine, create_raw_pool, db_settings, pool_stats
-from plugins.db.settings import DbSettings
+from fastplug.config import Settings
+from fastplug.core import Plugins, Runtime, Services, one_line
+from fastplug.plugins.db.api import (
+    ENGINE,
+    GATE,
+    QUERIES,
+    RAW_POOL,
+    READ_ENGINE,
+    READER,
+    SESSIONMAKER,
+    BoundedPool,
+    FairGate,
+    Reader,
+)
+from fastplug.plugins.db.engine import QueryCounter, create_engine, create_raw_pool, db_settings, pool_stats
+from fastplug.plugins.db.settings import DbSettings
 
 log = logging.getLogger("fastplug.db")
 POOL_STATS = "db.pool_stats"
@@ -39,7 +47,7 @@ def should_migrate(conf: DbSettings) -> bool:
 
 
 def _migrate(settings: Settings, plugins: Plugins, connection: Any) -> None:
-    from plugins.db.migrations import alembic_config, upgrade
+    from fastplug.plugins.db.migrations import alembic_config, upgrade
 
     upgrade(alembic_config(settings, plugins, connection))
 

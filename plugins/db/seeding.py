@@ -17,11 +17,9 @@ from sqlalchemy import Table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from config.settings import Settings
-from config.validation import mask_url_password
-from core.db import Base
-from core.manager import PluginHookError, Plugins, one_line
-from core.seeding import SeedContext, Seeder, SeedResult
+from fastplug.config import Settings, mask_url_password
+from fastplug.core import PluginHookError, Plugins, one_line
+from fastplug.plugins.db.api import Base, SeedContext, Seeder, SeedResult
 
 
 class SeedError(Exception):
@@ -59,7 +57,7 @@ def collect(settings: Settings, plugins: Plugins) -> list[PluginSeeder]:
     for plugin, seeders in returned:
         for seeder in seeders:
             if not isinstance(seeder, Seeder):
-                raise SeedError(f"plugin '{plugin}': register_seeders must return core.seeding.Seeder, got {seeder!r}")
+                raise SeedError(f"plugin '{plugin}': register_seeders must return Seeder objects, got {seeder!r}")
             found.append(PluginSeeder(plugin, seeder))
     return _ordered(found)
 
@@ -161,8 +159,8 @@ async def run(
 ) -> tuple[list[Table], list[Report]]:
     """Migrate to every head, then (optionally empty the tables and) run ``seeders`` in one
     transaction: the tables emptied and a report per seeder."""
-    from plugins.db.engine import QueryCounter, create_engine, db_settings
-    from plugins.db.runtime import migrate
+    from fastplug.plugins.db.engine import QueryCounter, create_engine, db_settings
+    from fastplug.plugins.db.runtime import migrate
 
     conf = db_settings(settings)
     plugins.call_each("register_models")

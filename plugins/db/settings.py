@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from config.models import PluginSettings
+from fastplug.config import PluginSettings
 
 APP_BRANCH = "app"  # the Alembic branch of the app's own migrations (not a plugin's)
 

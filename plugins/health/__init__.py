@@ -6,10 +6,9 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.specs import PluginInfo
-from plugins.health.settings import HealthSettings
+from fastplug.config import Settings
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.health.settings import HealthSettings
 
 
 @hookimpl
@@ -23,6 +22,6 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def register_routers(settings: Settings) -> Sequence[APIRouter]:
-    from plugins.health.routes import build_router
+    from fastplug.plugins.health.routes import build_router
 
     return [build_router(settings.section("health", HealthSettings))]

@@ -9,9 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from core.manager import one_line
-from core.specs import HealthCheck
-from plugins.health.settings import HealthSettings
+from fastplug.core import HealthCheck, one_line
+from fastplug.plugins.health.settings import HealthSettings
 
 _LIVE = b'{"status":"ok"}'
 

@@ -2,7 +2,7 @@
 
 from pydantic import Field
 
-from config.models import PluginSettings
+from fastplug.config import PluginSettings
 
 
 class HealthSettings(PluginSettings):

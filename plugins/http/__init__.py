@@ -1,7 +1,7 @@
 """http plugin: one shared ``httpx.AsyncClient`` (pooled connections) per process.
 
-Service ``http.client``; handlers use ``plugins.http.deps.HttpClient``; plugins use
-``core.service("http.client", httpx.AsyncClient)`` or ``services["http.client"]``.
+Service ``http.client``; handlers use ``fastplug.plugins.http.api.HttpClient``; plugins use
+``services[CLIENT]`` (same module).
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ from contextlib import asynccontextmanager
 from importlib.util import find_spec
 from typing import Any
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.specs import CheckError, CheckMessage, PluginInfo
-from plugins.http.settings import HttpSettings
-
-CLIENT = "http.client"
+from fastplug.config import Settings
+from fastplug.core import CheckError, CheckMessage, PluginInfo, hookimpl
+from fastplug.plugins.http.api import CLIENT
+from fastplug.plugins.http.settings import HttpSettings
 
 
 @hookimpl
@@ -51,7 +49,7 @@ def create_client(conf: HttpSettings, version: str) -> Any:
 
 @hookimpl
 def lifespan(settings: Settings) -> Any:
-    from core.discovery import fastplug_version
+    from fastplug.core import fastplug_version
 
     @asynccontextmanager
     async def run() -> AsyncIterator[dict[str, Any]]:
@@ -66,7 +64,7 @@ def lifespan(settings: Settings) -> Any:
 def register_exception_handlers() -> dict[type[BaseException], Any]:
     import httpx
 
-    from core.app import unavailable
+    from fastplug.core import unavailable
 
     # an upstream that refuses or times out: 503, not a 500 traceback
     return {httpx.TransportError: unavailable}

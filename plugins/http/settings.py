@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from config.models import PluginSettings
+from fastplug.config import PluginSettings
 
 
 class TimeoutSettings(BaseModel):

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 import pluggy
 from fastapi import APIRouter, FastAPI
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.specs import CheckMessage, CheckWarning, MiddlewareSpec, PluginInfo
-from plugins.metrics import hookspecs
-from plugins.metrics.settings import MetricsSettings
+from fastplug.config import Settings
+from fastplug.core import CheckMessage, CheckWarning, MiddlewareSpec, PluginInfo, hookimpl
+from fastplug.plugins.metrics import hookspecs
+from fastplug.plugins.metrics.settings import MetricsSettings
 
 PRIORITY = 100  # outermost band: time everything inside, compression included
 
@@ -45,8 +44,8 @@ def add_hookspecs(pm: pluggy.PluginManager) -> None:
 
 @hookimpl
 def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
-    from plugins.metrics.instruments import Instruments
-    from plugins.metrics.middleware import MetricsMiddleware
+    from fastplug.plugins.metrics.instruments import Instruments
+    from fastplug.plugins.metrics.middleware import MetricsMiddleware
 
     conf = _conf(settings)
     options = {
@@ -61,29 +60,29 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
 
 @hookimpl
 def register_routers(settings: Settings) -> Sequence[APIRouter]:
-    from plugins.metrics.routes import build_router
-    from plugins.metrics.wiring import instruments_of
+    from fastplug.plugins.metrics.routes import build_router
+    from fastplug.plugins.metrics.wiring import instruments_of
 
     return [build_router(_conf(settings), lambda request: instruments_of(request.app))]
 
 
 @hookimpl
 def app_created(app: FastAPI, settings: Settings) -> None:
-    from plugins.metrics.wiring import instrument
+    from fastplug.plugins.metrics.wiring import instrument
 
     instrument(app, _conf(settings).path)
 
 
 @hookimpl
 def serve_starting(settings: Settings, workers: int) -> None:
-    from plugins.metrics.multiprocess import prepare
+    from fastplug.plugins.metrics.multiprocess import prepare
 
     prepare(_conf(settings).multiprocess_dir, workers)
 
 
 @hookimpl
 def worker_exited(pid: int) -> None:
-    from plugins.metrics.multiprocess import mark_dead
+    from fastplug.plugins.metrics.multiprocess import mark_dead
 
     mark_dead(pid)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from core.markers import hookspec
+from fastplug.core import hookspec
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from core.runtime import Runtime
+    from fastplug.core import Runtime
 
 RequestEnd = Callable[[str, str, int], None]
 """Called as ``end(method, route, status)`` when the request it began for is answered."""

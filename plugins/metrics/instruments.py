@@ -10,9 +10,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
-from plugins.metrics.hookspecs import RequestBegin, RequestEnd
-from plugins.metrics.multiprocess import MULTIPROC_ENV
-from plugins.metrics.series import FileMetrics, FileSeries, Level, LocalCollector, LocalSeries
+from fastplug.plugins.metrics.hookspecs import RequestBegin, RequestEnd
+from fastplug.plugins.metrics.multiprocess import MULTIPROC_ENV
+from fastplug.plugins.metrics.series import FileMetrics, FileSeries, Level, LocalCollector, LocalSeries
 
 UNMATCHED = "<unmatched>"
 MOUNTED = "{mount}"  # the prefix of a route under a mount whose path is not a plain string

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from plugins.metrics.instruments import METHODS, OTHER_METHOD, Instruments
+from fastplug.plugins.metrics.instruments import METHODS, OTHER_METHOD, Instruments
 
 Header = tuple[bytes, bytes]
 

@@ -9,8 +9,8 @@ from ipaddress import ip_address
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from plugins.metrics.instruments import Instruments
-from plugins.metrics.settings import MetricsSettings
+from fastplug.plugins.metrics.instruments import Instruments
+from fastplug.plugins.metrics.settings import MetricsSettings
 
 
 def access_rule(conf: MetricsSettings) -> Callable[[Request], int | None]:

@@ -7,7 +7,7 @@ from itertools import pairwise
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 
-from config.models import PluginSettings
+from fastplug.config import PluginSettings
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

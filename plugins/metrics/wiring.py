@@ -6,9 +6,9 @@ from typing import Any
 
 from starlette.routing import Mount, Route
 
-from core.runtime import Runtime
-from plugins.metrics.instruments import Instruments
-from plugins.metrics.middleware import InProgress
+from fastplug.core import Runtime
+from fastplug.plugins.metrics.instruments import Instruments
+from fastplug.plugins.metrics.middleware import InProgress
 
 MIDDLEWARE_NAME = "metrics"
 

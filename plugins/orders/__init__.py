@@ -10,10 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.specs import PluginInfo
-from plugins.orders.settings import OrdersSettings
+from fastplug.config import Settings
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.orders.settings import OrdersSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -30,14 +29,14 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def register_routers(settings: Settings) -> Sequence[APIRouter]:
-    from plugins.orders.routes import build_router
+    from fastplug.plugins.orders.routes import build_router
 
     return [build_router(settings.section("orders", OrdersSettings))]
 
 
 @hookimpl(optionalhook=True)
 def register_models() -> Sequence[type]:
-    from plugins.orders.models import Order, OrderEmail, OrderItem
+    from fastplug.plugins.orders.models import Order, OrderEmail, OrderItem
 
     return [Order, OrderItem, OrderEmail]
 
@@ -49,13 +48,13 @@ def register_migrations() -> Path:
 
 @hookimpl(optionalhook=True)
 def register_tasks(celery_app: Any, settings: Settings) -> None:
-    from plugins.orders.tasks import register
+    from fastplug.plugins.orders.tasks import register
 
     register(celery_app, settings)
 
 
 @hookimpl(optionalhook=True)
 def register_seeders(settings: Settings) -> Sequence[Any]:
-    from plugins.orders.seed import seeders
+    from fastplug.plugins.orders.seed import seeders
 
     return seeders(settings)

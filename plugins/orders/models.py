@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Numeric, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.db import Base
+from fastplug.plugins.db.api import Base
 
 
 class Order(Base):

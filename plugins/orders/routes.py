@@ -13,16 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 
-from core.cache import OptionalCache, invalidate_committed
-from core.db import DbReadSession, DbSession
-from core.paging import CURSOR_PATTERN, decode_cursor, encode_cursor
-from core.schemas import UNAVAILABLE, ErrorOut
-from core.serialize import JsonBytes, serializer
-from core.tasks import Tasks
-from plugins.orders import store
-from plugins.orders.schemas import MAX_ID, OrderCreated, OrderOut, OrderPage, order_in
-from plugins.orders.settings import OrdersSettings
-from plugins.orders.tasks import SEND_CONFIRMATION
+from fastplug.core import CURSOR_PATTERN, UNAVAILABLE, ErrorOut, JsonBytes, decode_cursor, encode_cursor, serializer
+from fastplug.plugins.cache.api import OptionalCache, invalidate_committed
+from fastplug.plugins.db.api import DbReadSession, DbSession
+from fastplug.plugins.orders import store
+from fastplug.plugins.orders.schemas import MAX_ID, OrderCreated, OrderOut, OrderPage, order_in
+from fastplug.plugins.orders.settings import OrdersSettings
+from fastplug.plugins.orders.tasks import SEND_CONFIRMATION
+from fastplug.plugins.tasks.api import Tasks
 
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]

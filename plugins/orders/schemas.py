@@ -12,8 +12,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from core.paging import INT32_MAX
-from core.schemas import Cents, UtcDatetime
+from fastplug.core import INT32_MAX, UtcDatetime
+from fastplug.plugins.products.api import Cents
 
 MAX_ID = INT32_MAX
 MAX_QUANTITY = 10_000

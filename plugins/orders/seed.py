@@ -16,9 +16,9 @@ from typing import Any
 
 import click
 
-from config.settings import Settings
-from core.seeding import SeedContext, Seeder, SeedResult
-from plugins.orders.settings import OrdersSettings
+from fastplug.config import Settings
+from fastplug.plugins.db.api import SeedContext, Seeder, SeedResult
+from fastplug.plugins.orders.settings import OrdersSettings
 
 ORDER_COLUMNS = ("id", "user_id", "status", "total", "created_at")
 ITEM_COLUMNS = ("order_id", "product_id", "quantity", "unit_price")

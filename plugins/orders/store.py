@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql import Select
 
-from core.db import Base
-from plugins.orders.models import Order, OrderItem
+from fastplug.plugins.db.api import Base
+from fastplug.plugins.orders.models import Order, OrderItem
 
 PLACED = "placed"
 CENT = Decimal("0.01")

@@ -15,11 +15,11 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from config.settings import Settings
-from core.db import SESSIONMAKER
-from plugins.orders.models import Order, OrderEmail
-from plugins.orders.settings import OrdersSettings
-from plugins.orders.store import get_order, table
+from fastplug.config import Settings
+from fastplug.plugins.db.api import SESSIONMAKER
+from fastplug.plugins.orders.models import Order, OrderEmail
+from fastplug.plugins.orders.settings import OrdersSettings
+from fastplug.plugins.orders.store import get_order, table
 
 SEND_CONFIRMATION = "orders.send_confirmation"
 log = logging.getLogger("fastplug.orders")

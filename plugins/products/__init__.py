@@ -9,10 +9,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.specs import PluginInfo
-from plugins.products.settings import ProductsSettings
+from fastplug.config import Settings
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.products.settings import ProductsSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -30,14 +29,14 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def register_routers(settings: Settings) -> Sequence[APIRouter]:
-    from plugins.products.routes import build_router
+    from fastplug.plugins.products.routes import build_router
 
     return [build_router(settings.section("products", ProductsSettings))]
 
 
 @hookimpl(optionalhook=True)
 def register_models() -> Sequence[type]:
-    from plugins.products.models import Product
+    from fastplug.plugins.products.models import Product
 
     return [Product]
 
@@ -49,6 +48,6 @@ def register_migrations() -> Path:
 
 @hookimpl(optionalhook=True)
 def register_seeders(settings: Settings) -> Sequence[Any]:
-    from plugins.products.seed import seeders
+    from fastplug.plugins.products.seed import seeders
 
     return seeders(settings)

@@ -11,22 +11,28 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core.cache import OptionalCache, cached, invalidate_committed
-from core.db import DbSession
-from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
-from core.reads import DbReader, ReadQuery
-from core.schemas import UNAVAILABLE, ErrorOut
-from core.serialize import JsonBytes, serializer
-from plugins.products.models import Product
-from plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
-from plugins.products.settings import ProductsSettings
+from fastplug.core import (
+    CURSOR_PATTERN,
+    INT32_MAX,
+    UNAVAILABLE,
+    ErrorOut,
+    JsonBytes,
+    decode_cursor,
+    page_of,
+    serializer,
+)
+from fastplug.plugins.cache.api import OptionalCache, cached, invalidate_committed
+from fastplug.plugins.db.api import DbReader, DbSession, ReadQuery
+from fastplug.plugins.products.models import Product
+from fastplug.plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
+from fastplug.plugins.products.settings import ProductsSettings
 
 TAG = "products"
 NOT_FOUND = "product not found"
 DUPLICATE = "a product with this SKU already exists"
 
 # Core statements over the table's columns, compiled once: no ORM entities per row; on
-# PostgreSQL they run on the raw asyncpg pool (core.reads), elsewhere through SQLAlchemy
+# PostgreSQL they run on the raw asyncpg pool (fastplug.plugins.db.api), elsewhere through SQLAlchemy
 _products = Product.__table__
 _columns = select(*_products.c)
 _after = _columns.where(_products.c.id > bindparam("after", type_=Integer))

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from core.paging import INT32_MAX
-from core.schemas import Cents, UtcDatetime
+from fastplug.core import INT32_MAX, UtcDatetime
+from fastplug.plugins.products.api import Cents
 
 PRICE_PATTERN = r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$"
 _PRICE = re.compile(PRICE_PATTERN)

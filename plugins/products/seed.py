@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from config.settings import Settings
-from core.seeding import SeedContext, Seeder, SeedResult
+from fastplug.config import Settings
+from fastplug.plugins.db.api import SeedContext, Seeder, SeedResult
 
 # category: (nouns, lowest price, highest price)
 CATEGORIES: dict[str, tuple[tuple[str, ...], float, float]] = {

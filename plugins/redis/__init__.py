@@ -1,8 +1,7 @@
 """redis plugin: one ``redis.asyncio`` client on a blocking pool, shared by every plugin.
 
 Service ``redis.client`` (absent when ``[redis] url`` is unset). Handlers use
-``plugins.redis.deps.RedisClient``; plugins use ``core.service("redis.client", Redis)`` or
-``services["redis.client"]``.
+``fastplug.plugins.redis.api.RedisClient``; plugins use ``services[CLIENT]`` (same module).
 """
 
 from __future__ import annotations
@@ -11,11 +10,9 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.services import Services
-from core.specs import CheckError, CheckMessage, HealthCheck, PluginInfo
-from plugins.redis.settings import RedisSettings
+from fastplug.config import Settings
+from fastplug.core import CheckError, CheckMessage, HealthCheck, PluginInfo, Services, hookimpl
+from fastplug.plugins.redis.settings import RedisSettings
 
 
 @hookimpl
@@ -25,13 +22,13 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def lifespan(settings: Settings) -> AbstractAsyncContextManager[dict[str, Any]]:
-    from plugins.redis.client import run
+    from fastplug.plugins.redis.client import run
 
     return run(settings.section("redis", RedisSettings))
 
 
 async def _ping(services: Services) -> object:
-    from plugins.redis.client import CLIENT
+    from fastplug.plugins.redis.api import CLIENT
 
     client = services.get(CLIENT)
     if client is None:
@@ -45,7 +42,7 @@ def register_exception_handlers() -> dict[type[BaseException], Any]:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from core.app import unavailable
+    from fastplug.core import unavailable
 
     return {RedisConnectionError: unavailable, RedisTimeoutError: unavailable}
 
@@ -62,13 +59,13 @@ def check(settings: Settings) -> Any:
     async def connect() -> Sequence[CheckMessage]:
         if conf.url is None:
             return []
-        from plugins.redis.client import close, create_client
+        from fastplug.plugins.redis.client import close, create_client
 
         client = create_client(conf.model_copy(update={"retry": conf.retry.model_copy(update={"retries": 0})}))
         try:
             await client.ping()
         except Exception as exc:
-            from core.manager import one_line
+            from fastplug.core import one_line
 
             return [
                 CheckError(

@@ -12,9 +12,8 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from plugins.redis.settings import RedisSettings
-
-CLIENT = "redis.client"
+from fastplug.plugins.redis.api import CLIENT
+from fastplug.plugins.redis.settings import RedisSettings
 
 
 def create_client(conf: RedisSettings) -> Redis:

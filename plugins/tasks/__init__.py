@@ -20,12 +20,10 @@ import click
 import pluggy
 from fastapi import FastAPI
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.services import Services
-from core.specs import HealthCheck, PluginInfo
-from plugins.tasks import hookspecs
-from plugins.tasks.settings import TasksSettings
+from fastplug.config import Settings
+from fastplug.core import HealthCheck, PluginInfo, Services, hookimpl
+from fastplug.plugins.tasks import hookspecs
+from fastplug.plugins.tasks.settings import TasksSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -47,28 +45,28 @@ def add_hookspecs(pm: pluggy.PluginManager) -> None:
 
 @hookimpl
 def lifespan(app: FastAPI, settings: Settings, services: Services) -> AbstractAsyncContextManager[dict[str, Any]]:
-    from plugins.tasks.service import run
+    from fastplug.plugins.tasks.service import run
 
     return run(app, settings, services)
 
 
 @hookimpl
 def register_health_checks() -> Sequence[HealthCheck]:
-    from plugins.tasks.service import health
+    from fastplug.plugins.tasks.service import health
 
     return [HealthCheck("tasks", health)]
 
 
 @hookimpl
 def check(settings: Settings) -> Any:
-    from plugins.tasks.service import checks
+    from fastplug.plugins.tasks.service import checks
 
     return checks(settings)
 
 
 @hookimpl
 def register_commands() -> Sequence[click.Command]:
-    from plugins.tasks.cli import beat_command, worker_command
+    from fastplug.plugins.tasks.cli import beat_command, worker_command
 
     return [worker_command, beat_command]
 
@@ -76,7 +74,7 @@ def register_commands() -> Sequence[click.Command]:
 @hookimpl(optionalhook=True)
 def register_models() -> Sequence[type]:
     """The outbox table (db plugin)."""
-    from plugins.tasks.models import OutboxMessage
+    from fastplug.plugins.tasks.models import OutboxMessage
 
     return [OutboxMessage]
 
@@ -90,6 +88,6 @@ def register_migrations() -> Path:
 @hookimpl(optionalhook=True)
 def register_metrics(registry: Any, runtime: Any) -> None:
     """``tasks_*_total`` counters and ``tasks_outbox_backlog`` (metrics plugin)."""
-    from plugins.tasks.prometheus import TaskCollector
+    from fastplug.plugins.tasks.prometheus import TaskCollector
 
     registry.register(TaskCollector(runtime))

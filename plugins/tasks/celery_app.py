@@ -16,12 +16,11 @@ from typing import Any
 from celery import Celery, Task
 from celery.exceptions import Ignore
 
-from config.settings import Settings
-from core.manager import Plugins
-from core.services import ServiceMissing, Services
-from plugins.tasks.metrics import TaskMetrics
-from plugins.tasks.runtime import ClaimedElsewhere, TaskRuntime
-from plugins.tasks.settings import TasksSettings, outbox_enabled
+from fastplug.config import Settings
+from fastplug.core import Plugins, ServiceMissing, Services
+from fastplug.plugins.tasks.metrics import TaskMetrics
+from fastplug.plugins.tasks.runtime import ClaimedElsewhere, TaskRuntime
+from fastplug.plugins.tasks.settings import TasksSettings, outbox_enabled
 
 OUTBOX_HEADER = "fastplug_outbox"  # set on tasks the relay publishes: their id is an idempotency key
 MEMORY_POLL = 0.05  # seconds between polls of the in-process broker's queues (kombu's default: 1)

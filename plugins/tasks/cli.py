@@ -7,10 +7,8 @@ from typing import Any
 
 import click
 
-from config.errors import FastplugError
-from config.validation import mask_url_password
-from core.cli import CliContext, get_context
-from core.manager import PluginHookError
+from fastplug.config import FastplugError, mask_url_password
+from fastplug.core import CliContext, PluginHookError, get_context
 
 LOGLEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -20,7 +18,7 @@ def _app(ctx: CliContext, worker: bool) -> Any:
     settings, plugins = ctx.load()
     if "tasks" not in plugins.names:
         ctx.fail(RuntimeError(f"the tasks plugin is not enabled in {settings.path.name} (add 'tasks' to plugins)"))
-    from plugins.tasks.settings import TasksSettings
+    from fastplug.plugins.tasks.settings import TasksSettings
 
     conf = settings.section("tasks", TasksSettings)
     if conf.is_memory:
@@ -32,10 +30,10 @@ def _app(ctx: CliContext, worker: bool) -> Any:
         )
     try:
         if worker:
-            from plugins.tasks.worker import build_worker_app
+            from fastplug.plugins.tasks.worker import build_worker_app
 
             return build_worker_app(settings, plugins)
-        from plugins.tasks.celery_app import build_celery
+        from fastplug.plugins.tasks.celery_app import build_celery
 
         return build_celery(settings, plugins)
     except (FastplugError, PluginHookError) as exc:

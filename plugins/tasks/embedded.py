@@ -11,7 +11,7 @@ import socket
 import threading
 from typing import Any
 
-from plugins.tasks.celery_app import FastplugCelery
+from fastplug.plugins.tasks.celery_app import FastplugCelery
 
 log = logging.getLogger("fastplug.tasks")
 WAKE_TASK = "fastplug.tasks.wake"  # a no-op: wakes the consumer loop so it sees it must stop

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
+from fastplug.plugins.db.api import Base
 
 PENDING, SENT, RUNNING, DONE = "pending", "sent", "running", "done"
 

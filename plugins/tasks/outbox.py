@@ -24,11 +24,11 @@ from sqlalchemy import and_, delete, event, func, insert, or_, select, text, upd
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from core.manager import one_line
-from plugins.tasks.models import DONE, PENDING, RUNNING, SENT
-from plugins.tasks.publisher import Publisher
-from plugins.tasks.runtime import OUTBOX, utcnow
-from plugins.tasks.settings import TasksSettings
+from fastplug.core import one_line
+from fastplug.plugins.tasks.models import DONE, PENDING, RUNNING, SENT
+from fastplug.plugins.tasks.publisher import Publisher
+from fastplug.plugins.tasks.runtime import OUTBOX, utcnow
+from fastplug.plugins.tasks.settings import TasksSettings
 
 log = logging.getLogger("fastplug.tasks")
 WAKE = "fastplug.tasks.wake"  # session.info key: relays to wake when the session commits

@@ -12,9 +12,9 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from plugins.tasks.metrics import COUNTERS
+from fastplug.plugins.tasks.api import METRICS
+from fastplug.plugins.tasks.metrics import COUNTERS
 
-SERVICE = "tasks.metrics"
 BACKLOG = ("tasks_outbox_backlog", "Outbox rows waiting to be published")
 
 
@@ -28,7 +28,7 @@ class TaskCollector:
         return [*(CounterMetricFamily(f"tasks_{n}", text) for n, text in COUNTERS.items()), GaugeMetricFamily(*BACKLOG)]
 
     def collect(self) -> Iterator[Any]:
-        metrics = self.runtime.services.get(SERVICE)
+        metrics = self.runtime.services.get(METRICS)
         if metrics is None:
             return
         for name, text in COUNTERS.items():

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from config.validation import mask_url_password
-from core.manager import one_line
-from plugins.tasks.celery_app import OUTBOX_HEADER, FastplugCelery, without_result_listener
+from fastplug.config import mask_url_password
+from fastplug.core import one_line
+from fastplug.plugins.tasks.celery_app import OUTBOX_HEADER, FastplugCelery, without_result_listener
 
 T = TypeVar("T")
 THREADS = 4

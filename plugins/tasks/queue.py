@@ -9,14 +9,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from plugins.tasks.celery_app import FastplugCelery
-from plugins.tasks.embedded import EmbeddedWorker
-from plugins.tasks.metrics import TaskMetrics
-from plugins.tasks.outbox import Relay, outbox_row
-from plugins.tasks.publisher import Publisher
-from plugins.tasks.runtime import utcnow
-
-SERVICE = "tasks"
+from fastplug.plugins.tasks.celery_app import FastplugCelery
+from fastplug.plugins.tasks.embedded import EmbeddedWorker
+from fastplug.plugins.tasks.metrics import TaskMetrics
+from fastplug.plugins.tasks.outbox import Relay, outbox_row
+from fastplug.plugins.tasks.publisher import Publisher
+from fastplug.plugins.tasks.runtime import utcnow
 
 
 def task_name(task: Any) -> str:

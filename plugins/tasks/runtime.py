@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.services import Services
-from plugins.tasks.models import DONE, PENDING, RUNNING, SENT, OutboxMessage
+from fastplug.core import Services
+from fastplug.plugins.tasks.models import DONE, PENDING, RUNNING, SENT, OutboxMessage
 
 T = TypeVar("T")
 OUTBOX = OutboxMessage.__table__

@@ -13,17 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from config.settings import Settings
-from config.validation import mask_url_password
-from core.manager import one_line
-from core.runtime import Runtime
-from core.services import Services
-from core.specs import CheckError, CheckMessage, CheckWarning
-from plugins.tasks.settings import TasksSettings, outbox_enabled
+from fastplug.config import Settings, mask_url_password
+from fastplug.core import CheckError, CheckMessage, CheckWarning, Runtime, Services, one_line
+from fastplug.plugins.tasks.api import CELERY, METRICS, SERVICE
+from fastplug.plugins.tasks.settings import TasksSettings, outbox_enabled
 
 log = logging.getLogger("fastplug.tasks")
 WORKER_CONTEXT = "fastplug_tasks_worker"  # app.state attribute in worker processes
-SERVICE, CELERY, METRICS = "tasks", "tasks.celery", "tasks.metrics"
 ENGINE = "db.engine"
 
 
@@ -39,12 +35,12 @@ class WorkerContext:
 @asynccontextmanager
 async def run(app: FastAPI, settings: Settings, services: Services) -> AsyncIterator[dict[str, Any]]:
     """Build the Celery app (or take the worker's), start the embedded worker and the relay."""
-    from plugins.tasks.celery_app import build_celery
-    from plugins.tasks.embedded import EmbeddedWorker
-    from plugins.tasks.outbox import Relay
-    from plugins.tasks.publisher import Publisher
-    from plugins.tasks.queue import TaskQueue
-    from plugins.tasks.runtime import OutboxGuard, TaskRuntime
+    from fastplug.plugins.tasks.celery_app import build_celery
+    from fastplug.plugins.tasks.embedded import EmbeddedWorker
+    from fastplug.plugins.tasks.outbox import Relay
+    from fastplug.plugins.tasks.publisher import Publisher
+    from fastplug.plugins.tasks.queue import TaskQueue
+    from fastplug.plugins.tasks.runtime import OutboxGuard, TaskRuntime
 
     conf = settings.section("tasks", TasksSettings)
     ctx: WorkerContext | None = getattr(app.state, WORKER_CONTEXT, None)
@@ -104,7 +100,7 @@ async def broker_problem(conf: TasksSettings) -> str | None:
     """Why the broker cannot be reached, or ``None`` (``manage.py check``)."""
     from kombu import Connection
 
-    from plugins.tasks.celery_app import celery_config
+    from fastplug.plugins.tasks.celery_app import celery_config
 
     options = celery_config(conf)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from config.models import PluginSettings
+from fastplug.config import PluginSettings
 
 MEMORY_BROKER = "memory://"
 

@@ -2,7 +2,7 @@
 
 ``manage.py worker`` and ``beat`` use it, and so can Celery's own command line::
 
-    FASTPLUG_SETTINGS=settings.toml celery -A plugins.tasks.worker:celery_app inspect ping
+    FASTPLUG_SETTINGS=settings.toml celery -A fastplug.plugins.tasks.worker:celery_app inspect ping
 
 Every worker process that executes tasks (the main one, and each prefork child after the
 fork) runs the plugins' lifespans on an event loop thread of its own, so tasks have the
@@ -19,12 +19,12 @@ import threading
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from config.settings import Settings
-from core.manager import Plugins
-from plugins.tasks.celery_app import FastplugCelery, build_celery
-from plugins.tasks.metrics import TaskMetrics
-from plugins.tasks.runtime import TaskRuntime, run_on
-from plugins.tasks.service import WORKER_CONTEXT, WorkerContext
+from fastplug.config import Settings
+from fastplug.core import Plugins
+from fastplug.plugins.tasks.celery_app import FastplugCelery, build_celery
+from fastplug.plugins.tasks.metrics import TaskMetrics
+from fastplug.plugins.tasks.runtime import TaskRuntime, run_on
+from fastplug.plugins.tasks.service import WORKER_CONTEXT, WorkerContext
 
 log = logging.getLogger("fastplug.tasks")
 START_TIMEOUT = 120.0  # the plugins' own startup timeouts apply inside
@@ -51,7 +51,7 @@ class ProcessServices:
         return runtime
 
     async def _enter(self) -> None:
-        from core.app import build_app
+        from fastplug.core import build_app
 
         app = build_app(self.settings, self.plugins)
         setattr(app.state, WORKER_CONTEXT, WorkerContext(self.celery, self.relay))
@@ -135,7 +135,7 @@ def __getattr__(name: str) -> Any:
     if name not in ("celery_app", "app", "celery"):
         raise AttributeError(name)
     if _app is None:
-        from core.bootstrap import load
+        from fastplug.core import load
 
         settings, plugins = load()
         if "tasks" not in plugins.names:

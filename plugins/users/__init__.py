@@ -11,10 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from config.settings import Settings
-from core.markers import hookimpl
-from core.specs import PluginInfo
-from plugins.users.settings import UsersSettings
+from fastplug.config import Settings
+from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.users.settings import UsersSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -31,14 +30,14 @@ def plugin_info() -> PluginInfo:
 
 @hookimpl
 def register_routers(settings: Settings) -> Sequence[APIRouter]:
-    from plugins.users.routes import build_router
+    from fastplug.plugins.users.routes import build_router
 
     return [build_router(settings.section("users", UsersSettings))]
 
 
 @hookimpl(optionalhook=True)
 def register_models() -> Sequence[type]:
-    from plugins.users.models import User
+    from fastplug.plugins.users.models import User
 
     return [User]
 
@@ -50,6 +49,6 @@ def register_migrations() -> Path:
 
 @hookimpl(optionalhook=True)
 def register_seeders(settings: Settings) -> Sequence[Any]:
-    from plugins.users.seed import seeders
+    from fastplug.plugins.users.seed import seeders
 
     return seeders(settings)

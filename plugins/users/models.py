@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base
+from fastplug.plugins.db.api import Base
 
 
 class User(Base):

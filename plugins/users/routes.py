@@ -9,20 +9,26 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import DbSession
-from core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, page_of
-from core.reads import DbReader, ReadQuery
-from core.schemas import UNAVAILABLE, ErrorOut
-from core.serialize import JsonBytes, serializer
-from plugins.users.models import User
-from plugins.users.schemas import UserIn, UserOut, UserPage
-from plugins.users.settings import UsersSettings
+from fastplug.core import (
+    CURSOR_PATTERN,
+    INT32_MAX,
+    UNAVAILABLE,
+    ErrorOut,
+    JsonBytes,
+    decode_cursor,
+    page_of,
+    serializer,
+)
+from fastplug.plugins.db.api import DbReader, DbSession, ReadQuery
+from fastplug.plugins.users.models import User
+from fastplug.plugins.users.schemas import UserIn, UserOut, UserPage
+from fastplug.plugins.users.settings import UsersSettings
 
 NOT_FOUND = "user not found"
 DUPLICATE = "a user with this email already exists"
 
 # Core statements over the table's columns, compiled once: no ORM entities per row; on
-# PostgreSQL they run on the raw asyncpg pool (core.reads), elsewhere through SQLAlchemy
+# PostgreSQL they run on the raw asyncpg pool (fastplug.plugins.db.api), elsewhere through SQLAlchemy
 _users = User.__table__
 _columns = select(*_users.c)
 ONE = ReadQuery(_columns.where(_users.c.id == bindparam("id", type_=Integer)))

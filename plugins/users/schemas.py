@@ -6,8 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from core.paging import INT32_MAX
-from core.schemas import UtcDatetime
+from fastplug.core import INT32_MAX, UtcDatetime
 
 Email = Annotated[EmailStr, Field(max_length=254, examples=["ada@example.com"])]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["Ada Lovelace"])]

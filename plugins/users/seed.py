@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from config.settings import Settings
-from core.seeding import SeedContext, Seeder, SeedResult
+from fastplug.config import Settings
+from fastplug.plugins.db.api import SeedContext, Seeder, SeedResult
 
 FIRST_NAMES = (
     "Aaliyah", "Adam", "Aisha", "Alejandro", "Alice", "Amara", "Amelia", "Andrei", "Anna", "Arjun",

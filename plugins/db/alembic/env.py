@@ -13,9 +13,9 @@ from alembic import context
 from sqlalchemy import Connection, make_url, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from core.db import Base
-from plugins.db.engine import db_settings, ensure_sqlite_dir
-from plugins.db.migrations import load_models
+from fastplug.plugins.db.api import Base
+from fastplug.plugins.db.engine import db_settings, ensure_sqlite_dir
+from fastplug.plugins.db.migrations import load_models
 
 config = context.config
 settings = config.attributes["fastplug.settings"]

@@ -3,8 +3,8 @@
 Enqueue in the request's transaction: published once it commits, delivered even if the broker
 is down at that moment, its side effect run once per task id::
 
-    from core.db import DbSession
-    from core.tasks import Tasks
+    from fastplug.plugins.db.api import DbSession
+    from fastplug.plugins.tasks.api import Tasks
 
     @router.post("/orders", status_code=201)
     async def create_order(body: OrderIn, session: DbSession, tasks: Tasks) -> OrderOut:
@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from core.services import service
+from fastplug.core import service
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

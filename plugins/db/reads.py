@@ -2,7 +2,7 @@
 pool when the app has one (PostgreSQL), through SQLAlchemy otherwise (SQLite, or a statement
 the driver cannot run as is). Rows come back as dicts, ready for ``core.serialize``::
 
-    from core.reads import DbReader, ReadQuery
+    from fastplug.plugins.db.api import DbReader, ReadQuery
 
     ONE = ReadQuery(select(*users.c).where(users.c.id == bindparam("id", type_=Integer)))
 
@@ -29,11 +29,11 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select, sqltypes
 
-from core.db import NO_GATE, BoundedPool
-from core.serialize import records
-from core.services import service
+from fastplug.core import records, service
+from fastplug.plugins.db.gate import NO_GATE
+from fastplug.plugins.db.keys import READER
+from fastplug.plugins.db.rawpool import BoundedPool
 
-READER = "db.reader"
 _DIALECT = asyncpg_dialect()
 
 

@@ -34,7 +34,7 @@ import click
 from sqlalchemy import Column, Table, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.db import Base
+from fastplug.plugins.db.api import Base
 
 _S = TypeVar("_S", bound=Sequence[int])
 _IN_CHUNK = 900  # ids per IN (...) list: below SQLite's oldest bound-parameter limit
@@ -102,7 +102,7 @@ class SeedContext:
 
     @staticmethod
     def table(name: str) -> Table:
-        """The ``Table`` of ``name`` in ``core.db.Base.metadata``."""
+        """The ``Table`` of ``name`` in ``fastplug.plugins.db.api.Base.metadata``."""
         try:
             return Base.metadata.tables[name]
         except KeyError:

@@ -2,7 +2,7 @@
 
 Mark a route cacheable without depending on the cache plugin::
 
-    from core.cache import ResponseCache, cached
+    from fastplug.plugins.cache.api import ResponseCache, cached
 
     @router.get("/products/{product_id}")
     @cached(ttl=600, tags=["products"])
@@ -27,11 +27,14 @@ from typing import Annotated, Any, Protocol, TypeVar
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from core.services import service
+from fastplug.core import service
 
 log = logging.getLogger("fastplug.cache")
 
 SERVICE = "cache"
+"""The service key of the :class:`CacheService`."""
+STATS = "cache.stats"
+"""The service key of the cache's hit/miss counters (for metrics)."""
 MARK = "__fastplug_cache__"
 
 F = TypeVar("F", bound=Callable[..., Any])

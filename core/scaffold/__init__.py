@@ -1,0 +1,1 @@
+"""``fastplug new`` and ``fastplug new-plugin``: projects and plugins from templates."""

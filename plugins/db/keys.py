@@ -1,0 +1,10 @@
+"""The db plugin's service keys: what its lifespan yields, each name defined here only."""
+
+ENGINE = "db.engine"
+SESSIONMAKER = "db.sessionmaker"
+READ_ENGINE = "db.read_engine"
+GATE = "db.gate"
+RAW_POOL = "db.raw_pool"
+QUERIES = "db.queries"
+READER = "db.reader"
+POOL_STATS = "db.pool_stats"
