@@ -106,7 +106,7 @@ def test_a_bare_submodule_import_fails_too() -> None:
     [
         ("fastplug.plugins.db.api", ["Base", "DbSession", "DbReader", "ReadQuery", "RawPool", "Seeder", "SeedContext"]),
         ("fastplug.plugins.cache.api", ["cached", "ResponseCache", "OptionalCache", "invalidate_committed"]),
-        ("fastplug.plugins.tasks.api", ["Tasks", "TaskQueue"]),
+        ("fastplug.plugins.tasks.api", ["Tasks", "SERVICE", "CELERY"]),
         ("fastplug.plugins.redis.api", ["RedisClient", "CLIENT"]),
         ("fastplug.plugins.http.api", ["HttpClient", "CLIENT"]),
         ("fastplug.plugins.products.api", ["Cents"]),
@@ -127,6 +127,15 @@ def test_public_modules_import_light_with_their_plugin_disabled(module: str, nam
     assert run.returncode == 0, run.stderr
     missing, heavy, internals = json.loads(run.stdout)
     assert missing == [] and heavy == [] and internals == []
+
+
+def test_public_modules_name_the_implementation_once() -> None:
+    from fastplug.plugins.cache import api as cache_api
+    from fastplug.plugins.cache.service import Cache
+    from fastplug.plugins.tasks import api as tasks_api
+    from fastplug.plugins.tasks.queue import TaskQueue
+
+    assert cache_api.CacheService is Cache and tasks_api.TaskQueue is TaskQueue
 
 
 def test_core_exports_the_plugin_author_api() -> None:

@@ -2,7 +2,7 @@
 
 Marks: ``fastplug.plugins.cache.api.cached`` on an endpoint, or ``[cache.routes]`` by route name or path
 template. Service ``cache`` (:class:`plugins.cache.service.Cache`, see
-``fastplug.plugins.cache.api.CacheService``) for invalidation; ``cache.stats`` for metrics.
+``fastplug.plugins.cache.api``) for invalidation; ``cache.stats`` for metrics.
 """
 
 from __future__ import annotations

@@ -22,12 +22,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from fastplug.core import service
+
+if TYPE_CHECKING:
+    from fastplug.plugins.cache.service import Cache as CacheService
 
 log = logging.getLogger("fastplug.cache")
 
@@ -71,31 +74,15 @@ def policy_of(endpoint: Callable[..., Any]) -> CachePolicy | None:
     return getattr(endpoint, MARK, None)
 
 
-class CacheService(Protocol):
-    """What the cache plugin offers other plugins and handlers."""
-
-    async def invalidate(
-        self,
-        *,
-        tags: Iterable[str] = (),
-        routes: Iterable[str] = (),
-        paths: Iterable[str] = (),
-        keys: Iterable[str] = (),
-    ) -> int:
-        """Drop entries by tag, by route name, by request path (every variant) or by key;
-        across processes with the Redis backend. Returns how many entries went."""
-        ...
+ResponseCache = service(SERVICE, object)
+"""The cache plugin's :class:`CacheService` for handlers (``await cache.invalidate(tags=[...])``)."""
 
 
-ResponseCache = service(SERVICE, CacheService)
-"""The :class:`CacheService` for handlers (``await cache.invalidate(tags=[...])``)."""
-
-
-async def _optional_cache(conn: HTTPConnection) -> CacheService | None:
+async def _optional_cache(conn: HTTPConnection) -> Any:
     return conn.scope.get("state", {}).get(SERVICE)  # type: ignore[no-any-return]
 
 
-OptionalCache = Annotated[CacheService | None, Depends(_optional_cache)]
+OptionalCache = Annotated[Any, Depends(_optional_cache)]
 """The :class:`CacheService` when the cache plugin runs, else ``None``: for handlers that
 work with or without it (writes that invalidate what the cache may hold)."""
 
@@ -116,3 +103,13 @@ async def invalidate_committed(
         await cache.invalidate(tags=tags, routes=routes, paths=paths)
     except Exception as exc:
         log.warning("cache invalidation failed (%s); the entries expire on their ttl", type(exc).__name__)
+
+
+def __getattr__(name: str) -> Any:
+    # CacheService is the implementation itself (one definition, no Protocol copying it),
+    # imported only when asked for.
+    if name == "CacheService":
+        from fastplug.plugins.cache.service import Cache
+
+        return Cache
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

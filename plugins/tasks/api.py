@@ -21,67 +21,32 @@ best-effort (no database needed; lost if the process dies first), like FastAPI's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from fastplug.core import service
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from fastplug.plugins.tasks.queue import TaskQueue
 
 SERVICE = "tasks"
+"""The service key of the :class:`TaskQueue`."""
 CELERY = "tasks.celery"
+"""The service key of this process's Celery app."""
 METRICS = "tasks.metrics"
+"""The service key of this process's task figures (for metrics)."""
+
+Tasks = service(SERVICE, object)
+"""The tasks plugin's :class:`TaskQueue` for handlers: ``async def h(..., tasks: Tasks)``."""
 
 
-class TaskQueue(Protocol):
-    """What the tasks plugin offers handlers and plugins (``services["tasks"]``). ``task`` is a
-    task's registered name (or the Celery task object); arguments must be JSON."""
+def __getattr__(name: str) -> Any:
+    # TaskQueue is the implementation itself (one definition, no Protocol copying it),
+    # imported only when asked for: it pulls in Celery.
+    if name == "TaskQueue":
+        from fastplug.plugins.tasks.queue import TaskQueue
 
-    async def enqueue(self, session: AsyncSession, task: Any, /, *args: Any, **kwargs: Any) -> str:
-        """Write the task to the outbox in ``session``'s transaction; returns its id."""
-        ...
-
-    async def enqueue_apply(
-        self,
-        session: AsyncSession,
-        task: Any,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        queue: str | None = None,
-        countdown: float | None = None,
-        priority: int | None = None,
-    ) -> str:
-        """:meth:`enqueue` with options."""
-        ...
-
-    async def delay(self, task: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Publish now, off the event loop, within ``[tasks] publish_timeout`` (best-effort);
-        returns the Celery ``AsyncResult``."""
-        ...
-
-    async def apply_async(
-        self,
-        task: Any,
-        args: Sequence[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        queue: str | None = None,
-        countdown: float | None = None,
-        priority: int | None = None,
-    ) -> Any:
-        """:meth:`delay` with options."""
-        ...
-
-    async def result(self, task_id: str, wait: float = 10.0) -> Any:
-        """A task's result from the result backend, waiting at most ``wait`` seconds."""
-        ...
-
-    async def backlog(self) -> int | None:
-        """Outbox rows not yet published (``None`` without the outbox)."""
-        ...
+        return TaskQueue
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-Tasks = service(SERVICE, TaskQueue)
-"""The :class:`TaskQueue` for handlers: ``async def h(..., tasks: Tasks)``."""
+__all__ = ["CELERY", "METRICS", "SERVICE", "TaskQueue", "Tasks"]
