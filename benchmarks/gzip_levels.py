@@ -3,7 +3,7 @@
 How ``[compression] gzip_level``'s default was chosen. Pinned to one CPU when ``taskset``
 exists (re-executes itself under it); each figure is the best of several timed loops.
 
-    /work/venv/bin/python benchmarks/gzip_levels.py
+    .venv/bin/python benchmarks/gzip_levels.py
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ request headers) is measured on every target, interleaved: one round after anoth
 the target order rotated, so machine noise lands on all of them. Every server is
 stopped on exit, error or Ctrl-C.
 
-    /work/venv/bin/python benchmarks/run.py --duration 10 --rounds 3 --json out.json
+    .venv/bin/python benchmarks/run.py --duration 10 --rounds 3 --json out.json
 """
 
 from __future__ import annotations

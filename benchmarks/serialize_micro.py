@@ -12,8 +12,8 @@
 
 Figures are the best of ``--repeat`` runs of ``--number`` calls, in microseconds per call.
 
-    /work/venv/bin/python benchmarks/serialize_micro.py --cpu 0
-    /work/venv/bin/python benchmarks/serialize_micro.py --cpu 0 --db postgresql://postgres@127.0.0.1:5432/fastplug_bench_domain
+    .venv/bin/python benchmarks/serialize_micro.py --cpu 0
+    .venv/bin/python benchmarks/serialize_micro.py --cpu 0 --db postgresql://postgres@127.0.0.1:5432/fastplug_bench_domain
 """
 
 from __future__ import annotations
