@@ -8,9 +8,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from fastplug.core import Services
-from fastplug.plugins.cache.api import SERVICE
-
-STATS = "cache.stats"
+from fastplug.plugins.cache.api import SERVICE, STATS
 
 
 class CacheCollector:

@@ -14,8 +14,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from fastplug.core import Services
-from fastplug.plugins.db.api import QUERIES
-from fastplug.plugins.db.runtime import POOL_STATS
+from fastplug.plugins.db.api import POOL_STATS, QUERIES
 
 POOL_FIGURES = {
     "size": "Connections the pool keeps (pool_size)",

@@ -20,6 +20,7 @@ from fastplug.core import Plugins, Runtime, Services, one_line
 from fastplug.plugins.db.api import (
     ENGINE,
     GATE,
+    POOL_STATS,
     QUERIES,
     RAW_POOL,
     READ_ENGINE,
@@ -33,7 +34,6 @@ from fastplug.plugins.db.engine import QueryCounter, create_engine, create_raw_p
 from fastplug.plugins.db.settings import DbSettings
 
 log = logging.getLogger("fastplug.db")
-POOL_STATS = "db.pool_stats"
 
 
 MIGRATED = "FASTPLUG_DB_MIGRATED"  # set by `serve` once it migrated before forking workers

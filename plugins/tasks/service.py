@@ -15,12 +15,12 @@ from fastapi import FastAPI
 
 from fastplug.config import Settings, mask_url_password
 from fastplug.core import CheckError, CheckMessage, CheckWarning, Runtime, Services, one_line
+from fastplug.plugins.db.api import ENGINE
 from fastplug.plugins.tasks.api import CELERY, METRICS, SERVICE
 from fastplug.plugins.tasks.settings import TasksSettings, outbox_enabled
 
 log = logging.getLogger("fastplug.tasks")
 WORKER_CONTEXT = "fastplug_tasks_worker"  # app.state attribute in worker processes
-ENGINE = "db.engine"
 
 
 @dataclass(frozen=True, slots=True)
