@@ -17,12 +17,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fastplug.config.errors import FastplugError, Problem
 from fastplug.config.settings import Settings
 from fastplug.core.bootstrap import load
+from fastplug.core.hookresults import middleware_options_problem
 from fastplug.core.lifespan import compose_lifespan
-from fastplug.core.manager import PluginHookError, Plugins, one_line
+from fastplug.core.manager import PluginHookError, PluginResultError, Plugins, one_line
 from fastplug.core.routes import add_router
 from fastplug.core.runtime import Runtime
 from fastplug.core.services import ServiceMissing
-from fastplug.core.specs import HealthCheck, MiddlewareSpec
+from fastplug.core.specs import MiddlewareSpec
 
 log = logging.getLogger("fastplug")
 
@@ -55,8 +56,9 @@ def _collect(runtime: Runtime) -> tuple[list[Middleware], dict[Any, Any]]:
     settings, plugins = runtime.settings, runtime.plugins
     problems: list[Problem] = []
     specs: list[tuple[str, MiddlewareSpec]] = []
-    for plugin, result in plugins.call_each("register_middleware", settings=settings):
+    for plugin, result in plugins.call_each("register_middleware", problems, settings=settings):
         specs.extend((plugin, spec) for spec in result)
+    problems.extend(p for p in (middleware_options_problem(plugin, spec) for plugin, spec in specs) if p)
     names = [spec.name for _, spec in specs]
     for dup in {n for n in names if names.count(n) > 1}:
         problems.append(Problem("fastplug.E040", f"two middleware are named '{dup}'"))
@@ -72,7 +74,7 @@ def _collect(runtime: Runtime) -> tuple[list[Middleware], dict[Any, Any]]:
 
     handlers: dict[Any, Any] = dict(DEFAULT_HANDLERS)
     owner: dict[Any, str] = {}
-    for plugin, result in plugins.call_each("register_exception_handlers", settings=settings):
+    for plugin, result in plugins.call_each("register_exception_handlers", problems, settings=settings):
         for key, handler in dict(result).items():
             if key in owner:
                 problems.append(
@@ -84,16 +86,8 @@ def _collect(runtime: Runtime) -> tuple[list[Middleware], dict[Any, Any]]:
             owner[key] = plugin
             handlers[key] = handler
 
-    for plugin, result in plugins.call_each("register_health_checks", settings=settings):
-        for check in result:
-            if not isinstance(check, HealthCheck):
-                problems.append(
-                    Problem(
-                        "fastplug.E043", f"plugin '{plugin}': register_health_checks must return HealthCheck objects"
-                    )
-                )
-                continue
-            runtime.health_checks.append((plugin, check))
+    for plugin, result in plugins.call_each("register_health_checks", problems, settings=settings):
+        runtime.health_checks.extend((plugin, check) for check in result)
     if problems:
         raise FastplugError(problems)
     stack = [Middleware(spec.factory, **dict(spec.options)) for _, spec in runtime.middleware]
@@ -126,10 +120,13 @@ def _edge_stack(app: FastplugApp, edge: list[tuple[str, MiddlewareSpec]]) -> ASG
 def build_app(settings: Settings, plugins: Plugins) -> FastAPI:
     """Build the app once: middleware, handlers, lifespan, routers, then ``app_created``.
 
-    A plugin hook that raises becomes a :class:`FastplugError` naming the plugin.
+    A plugin hook that raises, or returns what it must not, becomes a :class:`FastplugError`
+    naming the plugin and the hook.
     """
     try:
         return _build(settings, plugins)
+    except PluginResultError as exc:
+        raise FastplugError([exc.problem]) from exc
     except PluginHookError as exc:
         raise FastplugError([Problem("fastplug.E023", str(exc))]) from exc
 
@@ -147,9 +144,12 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     )
     app.state.fastplug = runtime
     app.edge_stack = _edge_stack(app, runtime.middleware[:edge_count])
-    for plugin, routers in plugins.call_each("register_routers", settings=settings):
+    problems: list[Problem] = []
+    for plugin, routers in plugins.call_each("register_routers", problems, settings=settings):
         for router in routers:
             runtime.routes.extend((plugin, route) for route in add_router(app, router))
+    if problems:
+        raise FastplugError(problems)
     plugins.call_each("app_created", app=app, settings=settings)
     return app
 

@@ -15,6 +15,7 @@ import click
 
 from fastplug.config.errors import FastplugError, Problem
 from fastplug.config.settings import Settings
+from fastplug.core.hookresults import wrong_result
 from fastplug.core.manager import PluginHookError, Plugins, one_line
 from fastplug.core.specs import CheckError, CheckMessage, CheckWarning
 
@@ -54,20 +55,45 @@ def get_context() -> CliContext:
     return click.get_current_context().ensure_object(CliContext)
 
 
+ROOT_OPTIONS = "fastplug.root_options"
+_VALUE_OPTIONS = {"--settings": "settings_path", "--env": "env"}
+
+
+def root_options(args: Sequence[str]) -> dict[str, str]:
+    """``--settings``/``--env`` (``--opt VALUE`` or ``--opt=VALUE``) given before the command name."""
+    found: dict[str, str] = {}
+    rest = list(args)
+    while rest and rest[0].startswith("-") and rest[0] != "--":
+        arg = rest.pop(0)
+        option, eq, value = arg.partition("=")
+        if option in _VALUE_OPTIONS:
+            if not eq:
+                if not rest:
+                    break
+                value = rest.pop(0)
+            found[_VALUE_OPTIONS[option]] = value
+    return found
+
+
 def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
     root = ctx.find_root()
     cached = root.meta.get("fastplug.commands")
     if cached is not None:
         return cached
     commands: dict[str, click.Command] = {}
+    # --settings/--env as pre-parsed from argv: --help lists commands before root params exist
+    options = root.meta.get(ROOT_OPTIONS, root.params)
     try:
         from fastplug.core.bootstrap import load
 
-        loaded = load(root.params.get("settings_path"), root.params.get("env"))
+        loaded = load(options.get("settings_path"), options.get("env"))
         root.meta["fastplug.loaded"] = loaded  # the command reuses it: one load per run
-        for _plugin, result in loaded[1].call_each("register_commands"):
+        problems: list[Problem] = []
+        for _plugin, result in loaded[1].call_each("register_commands", problems):
             for command in result:
                 commands[command.name or ""] = command
+        if problems:  # the good plugins' commands still work; check reports these too
+            raise FastplugError(problems)
     except (FastplugError, PluginHookError) as exc:
         root.meta["fastplug.load_error"] = exc  # reported if the command asked for is unknown
     root.meta["fastplug.commands"] = commands
@@ -76,6 +102,12 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
 
 class FastplugGroup(click.Group):
     """Core commands plus those plugins contribute through ``register_commands``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Before click parses anything: --help and the command lookup need the plugins of
+        # the settings file the user chose, not of ./settings.toml.
+        ctx.meta[ROOT_OPTIONS] = root_options(args)
+        return super().parse_args(ctx, args)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return [*super().list_commands(ctx), *sorted(set(_plugin_commands(ctx)) - set(self.commands))]
@@ -158,7 +190,10 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
         build_app(settings, plugins)
     except FastplugError as exc:
         messages.extend(CheckError(p.message, p.id, p.hint) for p in exc.problems)
-    results = plugins.call_each("check", settings=settings)
+    problems: list[Problem] = []
+    plugins.call_each("register_commands", problems)
+    results = plugins.call_each("check", problems, settings=settings)
+    messages.extend(CheckError(p.message, p.id, p.hint) for p in problems)
     pending = [(name, r) for name, r in results if inspect.isawaitable(r)]
     for name, result in results:
         if not inspect.isawaitable(result):
@@ -173,6 +208,8 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
                 messages.append(
                     CheckError(f"check failed: {type(outcome).__name__}: {outcome}", "fastplug.E050", obj=name)
                 )
+            elif (wrong := wrong_result("check", outcome)) is not None:
+                messages.append(CheckError(f"plugin '{name}': {wrong[0]}", "fastplug.E028", wrong[1]))
             else:
                 messages.extend(_owned(name, outcome or ()))
     return messages

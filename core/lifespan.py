@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from fastplug.core.manager import PluginHookError, one_line
+from fastplug.core.manager import PluginHookError, PluginResultError, one_line
 from fastplug.core.runtime import Runtime
 
 log = logging.getLogger("fastplug.lifespan")
@@ -72,6 +72,8 @@ def compose_lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncConte
                     cm: AbstractAsyncContextManager[Any] = found
                     async with limit:
                         value = await cm.__aenter__()
+                except PluginResultError as exc:  # not an async context manager: the hint says why
+                    error = PluginStartupError(name, exc.reason)
                 except Exception as exc:
                     cause = exc.original if isinstance(exc, PluginHookError) else exc
                     reason = f"timed out after {timeout:g}s" if limit.expired() else one_line(cause)

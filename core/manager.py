@@ -19,6 +19,7 @@ from fastplug.config.sources import RawSettings
 from fastplug.config.validation import validate_section
 from fastplug.core import hookspecs
 from fastplug.core.discovery import PluginSource, clash_problem, discover, local_source
+from fastplug.core.hookresults import async_hook_problems, wrong_result
 from fastplug.core.markers import PROJECT
 from fastplug.core.specs import PluginInfo
 
@@ -31,6 +32,21 @@ class PluginHookError(Exception):
     def __init__(self, plugin: str, hook: str, exc: BaseException) -> None:
         self.plugin, self.hook, self.original = plugin, hook, exc
         super().__init__(f"plugin '{plugin}': hook {hook} failed: {one_line(exc)}")
+
+
+class PluginResultError(PluginHookError):
+    """A plugin's hook returned something core cannot use; names the plugin, the hook and what was expected."""
+
+    def __init__(self, plugin: str, hook: str, detail: str, hint: str | None = None) -> None:
+        self.plugin, self.hook, self.original = plugin, hook, self
+        self.detail, self.hint = detail, hint
+        self.problem = Problem("fastplug.E028", f"plugin '{plugin}': {detail}", hint)
+        Exception.__init__(self, str(self.problem))
+
+    @property
+    def reason(self) -> str:
+        """What is wrong, without the plugin's name: ``detail (hint: ...)``."""
+        return f"{self.detail} (hint: {self.hint})" if self.hint else self.detail
 
 
 def one_line(exc: BaseException) -> str:
@@ -72,27 +88,43 @@ class Plugins:
         """Enabled plugin names in start order."""
         return [p.name for p in self.ordered]
 
-    def call_each(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    def call_each(self, hook: str, problems: list[Problem] | None = None, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call ``hook`` on each plugin in start order: ``[(plugin, result), ...]``.
 
         Unlike ``pm.hook.<name>(...)`` the caller knows which plugin returned what,
-        and the order is the dependency order. ``None`` results are dropped.
+        and the order is the dependency order. ``None`` results are dropped. A wrong
+        result (see :mod:`core.hookresults`) raises :class:`PluginResultError`, or, when
+        ``problems`` is given, is appended to it and left out so every plugin is checked.
         """
         out = []
         for name in self.names:
-            result = self.call_each_one(name, hook, **kwargs)
+            try:
+                result = self.call_each_one(name, hook, **kwargs)
+            except PluginResultError as exc:
+                if problems is None:
+                    raise
+                problems.append(exc.problem)
+                continue
             if result is not None:
                 out.append((name, result))
         return out
 
     def call_each_one(self, plugin: str, hook: str, **kwargs: Any) -> Any:
-        """Call ``hook`` on one plugin; ``None`` when it does not implement it."""
+        """Call ``hook`` on one plugin; ``None`` when it does not implement it.
+
+        Raises :class:`PluginHookError` when the hook raises, :class:`PluginResultError`
+        when it returns what the hook must not.
+        """
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             if impl.plugin_name == plugin and not (impl.hookwrapper or impl.wrapper):
                 try:
-                    return impl.function(*(kwargs[a] for a in impl.argnames))
+                    result = impl.function(*(kwargs[a] for a in impl.argnames))
                 except Exception as exc:
                     raise PluginHookError(plugin, hook, exc) from exc
+                wrong = wrong_result(hook, result)
+                if wrong is not None:
+                    raise PluginResultError(plugin, hook, *wrong)
+                return result
         return None
 
 
@@ -125,6 +157,17 @@ def _validation_problem(name: str, exc: pluggy.PluginValidationError, pm: pluggy
     )
 
 
+def _hook_functions(pm: pluggy.PluginManager, plugin: str) -> dict[str, Any]:
+    """The functions ``plugin`` implements hooks with, by hook name."""
+    return {
+        hook: impl.function
+        for hook, caller in vars(pm.hook).items()
+        if isinstance(caller, pluggy.HookCaller)
+        for impl in caller.get_hookimpls()
+        if impl.plugin_name == plugin
+    }
+
+
 def _unknown_hooks(pm: pluggy.PluginManager, enabled: set[str]) -> list[Problem]:
     problems = []
     specced = [n for n, c in vars(pm.hook).items() if isinstance(c, pluggy.HookCaller) and c.has_spec()]
@@ -147,7 +190,27 @@ def _unknown_hooks(pm: pluggy.PluginManager, enabled: set[str]) -> list[Problem]
     return problems
 
 
-def _order(infos: dict[str, PluginInfo], listed: list[str]) -> tuple[list[str], list[Problem]]:
+def _missing_requirement(name: str, req: str, known: Mapping[str, PluginSource]) -> Problem:
+    """``req`` is installed but not enabled (E030), or not a known plugin at all (E032)."""
+    if req in known:
+        return Problem(
+            "fastplug.E030",
+            f"plugin '{name}' requires '{req}', which is not enabled",
+            f"add '{req}' to plugins in settings.toml",
+        )
+    close = difflib.get_close_matches(req, list(known), n=1)
+    return Problem(
+        "fastplug.E032",
+        f"plugin '{name}' requires '{req}', which is not installed"
+        + (f" (did you mean '{close[0]}'?)" if close else ""),
+        f"install it (pip install the distribution that provides '{req}') or, if it is a local plugin, "
+        "list it by module path in plugins in settings.toml",
+    )
+
+
+def _order(
+    infos: dict[str, PluginInfo], listed: list[str], known: Mapping[str, PluginSource]
+) -> tuple[list[str], list[Problem]]:
     problems: list[Problem] = []
     graph: dict[str, set[str]] = {}
     for name, info in infos.items():
@@ -156,13 +219,7 @@ def _order(infos: dict[str, PluginInfo], listed: list[str]) -> tuple[list[str], 
             if req in infos:
                 deps.add(req)
             else:
-                problems.append(
-                    Problem(
-                        "fastplug.E030",
-                        f"plugin '{name}' requires '{req}', which is not enabled",
-                        f"add '{req}' to plugins in settings.toml",
-                    )
-                )
+                problems.append(_missing_requirement(name, req, known))
         deps.update(a for a in info.after if a in infos)
         graph[name] = deps
     sorter = graphlib.TopologicalSorter(graph)
@@ -258,12 +315,16 @@ def load_plugins(
     plugins.ordered = [LoadedPlugin(n, known[n], o, PluginInfo(n)) for n, o in objects.items()]
     try:
         plugins.call_each("add_hookspecs", pm=pm)
+    except PluginResultError as exc:
+        problems.append(exc.problem)
     except PluginHookError as exc:
         if isinstance(exc.original, pluggy.PluginValidationError):
             problems.append(_validation_problem(exc.plugin, exc.original, pm))
         else:
             problems.append(Problem("fastplug.E023", str(exc)))
     problems.extend(_unknown_hooks(pm, set(objects)))
+    for name in objects:
+        problems.extend(async_hook_problems(name, _hook_functions(pm, name)))
 
     infos: dict[str, PluginInfo] = {}
     for loaded in plugins.ordered:
@@ -296,7 +357,7 @@ def load_plugins(
         )
         infos[loaded.name] = info
 
-    order, order_problems = _order(infos, enabled)
+    order, order_problems = _order(infos, enabled, known)
     problems.extend(order_problems)
     by_name = {p.name: p for p in plugins.ordered if p.name in infos}
     plugins.ordered = [by_name[n] for n in order if n in by_name]

@@ -343,7 +343,7 @@ def test_all_problems_are_reported_together(settings: Path, dists: FakeDists, mo
         "settings.toml: unknown plugin 'helth' (did you mean 'health'?)",
         "plugin 'broken' (brokendist 2.0) failed to import: ImportError: no driver",
         "plugin 'typo' implements unknown hook 'register_router'",
-        "plugin 'child' requires 'parent', which is not enabled",
+        "plugin 'child' requires 'parent', which is not installed",  # no distribution provides 'parent' here
         "settings.toml [default.health] prefx: unknown key",
         'settings.toml [default.health] timeout: expected a number > 0, got "soon"',
         "settings.toml [default.needy] endpoint: required value missing (expected a string)",

@@ -1,7 +1,7 @@
 """The recipe baseline: FastAPI hand-rolled the way the popular article does it.
 
-The recipe: the practice list fastplug grew out of, written as its article describes. Written with current library names (``lifespan``,
-not ``on_event``) but otherwise as the article shows it, mistakes included:
+Written with current library names (``lifespan``, not ``on_event``) but otherwise as the article
+shows it, mistakes included:
 
 * ``GZipMiddleware(minimum_size=1000)``;
 * a ``BaseHTTPMiddleware`` ``ProfilingMiddleware`` that observes a latency
