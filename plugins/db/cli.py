@@ -5,77 +5,97 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from fastplug.core import CliContext, get_context
+from fastplug.core import CliContext, get_context, mask_url_password, one_line
 
 if TYPE_CHECKING:
-    from alembic.config import Config
-
+    from fastplug.plugins.db.migrations import Migrations
     from fastplug.plugins.db.seeding import PluginSeeder
 
 from fastplug.plugins.db.settings import APP_BRANCH
 
+T = TypeVar("T")
 
-def _config() -> Config:
-    from fastplug.plugins.db.migrations import alembic_config
 
-    return alembic_config(*get_context().load())
+def _run(work: Callable[[Migrations], T]) -> T:
+    """``work`` on the app's database in one transaction; a failure is one line, exit 1."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from fastplug.plugins.db.migrations import MigrationError, on_database
+
+    obj = get_context()
+    settings, plugins = obj.load()
+    try:
+        return on_database(settings, plugins, work)
+    except (MigrationError, CommandError, SQLAlchemyError, OSError) as exc:
+        message = str(exc) if isinstance(exc, MigrationError) else one_line(exc)
+        obj.fail(MigrationError(mask_url_password(message)))
 
 
 @click.group("db")
 def db_group() -> None:
-    """Database migrations (Alembic) and seed data on [db] url."""
+    """Database migrations (Alembic, a version table per plugin) and seed data on [db] url."""
 
 
 @db_group.command()
 @click.argument("target", default="heads")
 def upgrade(target: str) -> None:
-    """Upgrade to TARGET (default: every branch's head)."""
-    from fastplug.plugins.db import migrations
-
-    migrations.upgrade(_config(), target)
+    """Upgrade to TARGET: every plugin's head (default), <plugin>@head, <plugin>@+1 or a revision id."""
+    _run(lambda m: m.upgrade(target))
 
 
 @db_group.command()
 @click.argument("target")
 def downgrade(target: str) -> None:
-    """Downgrade to TARGET: base, -1, <branch>@-1 or a revision id."""
-    from fastplug.plugins.db import migrations
-
-    migrations.downgrade(_config(), target)
+    """Downgrade to TARGET: base (all), <plugin>@base, <plugin>@-1 or a revision id."""
+    _run(lambda m: m.downgrade(target))
 
 
 @db_group.command()
 def current() -> None:
-    """Show the revision(s) the database is at."""
-    from fastplug.plugins.db import migrations
+    """Show the revision(s) each enabled plugin's migrations are at."""
+    _run(lambda m: m.current())
 
-    migrations.current(_config())
+
+@db_group.command()
+def status() -> None:
+    """One line per plugin with migrations (disabled ones too): enabled, current, head, state."""
+    from fastplug.plugins.db.status import render
+
+    for line in render(_run(lambda m: m.status())):
+        click.echo(line)
 
 
 @db_group.command()
 def history() -> None:
-    """List the revisions."""
+    """List the revisions, plugin by plugin."""
     from fastplug.plugins.db import migrations
 
-    migrations.history(_config())
+    migrations.history(*get_context().load())
 
 
 @db_group.command()
 @click.option("-m", "--message", required=True, help="what the revision does")
 @click.option("--branch", default=APP_BRANCH, show_default=True, help="a plugin's name, or 'app'")
-@click.option("--autogenerate", is_flag=True, help="compare the models with the database")
+@click.option("--autogenerate", is_flag=True, help="compare the branch's models with the database")
 def revision(message: str, branch: str, autogenerate: bool) -> None:
     """Write a new revision file on BRANCH, in its migrations directory."""
-    from fastplug.plugins.db import migrations
+    from fastplug.plugins.db.branches import enabled_branches
 
-    try:
-        migrations.revision(_config(), message, branch, autogenerate)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
+    settings, plugins = get_context().load()
+    known = [b.name for b in enabled_branches(settings, plugins)]
+    if branch not in known:
+        raise click.UsageError(f"no migrations directory for '{branch}' (known: {', '.join(known)})")
+
+    def write(migrations: Migrations) -> None:
+        migrations.revision(message, branch, autogenerate)
+
+    _run(write)
 
 
 _SEEDERS = "fastplug.db.seeders"

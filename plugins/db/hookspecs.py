@@ -22,8 +22,9 @@ def register_models() -> Sequence[type | ModuleType] | None:
 
 @hookspec
 def register_migrations() -> str | Path | None:
-    """Return the directory of this plugin's Alembic revision files (one branch per
-    plugin, labelled with the plugin's name)."""
+    """Return the directory of this plugin's Alembic revision files: migrated on their own, with
+    their own version table (``alembic_version_<plugin>``), after the plugins it requires. A
+    revision's ``depends_on`` may name only revisions of the same directory."""
 
 
 @hookspec

@@ -47,13 +47,13 @@ def should_migrate(conf: DbSettings) -> bool:
 
 
 def _migrate(settings: Settings, plugins: Plugins, connection: Any) -> None:
-    from fastplug.plugins.db.migrations import alembic_config, upgrade
+    from fastplug.plugins.db.migrations import upgrade_all
 
-    upgrade(alembic_config(settings, plugins, connection))
+    upgrade_all(settings, plugins, connection)
 
 
 async def migrate(engine: AsyncEngine, settings: Settings, plugins: Plugins) -> None:
-    """Upgrade every branch to its head, in one transaction on ``engine``."""
+    """Upgrade every plugin's migrations (then the app's) to their heads, in one transaction on ``engine``."""
     async with engine.begin() as connection:
         await connection.run_sync(partial(_migrate, settings, plugins))
 

@@ -1,7 +1,8 @@
-"""Alembic environment for fastplug: the app's settings, plugins and ``Base.metadata``.
+"""Alembic environment for one fastplug branch: a plugin's migrations (or the app's own), with
+that branch's version table, comparing only the tables it owns.
 
-Run through ``python manage.py db ...`` (or at startup for SQLite), which passes the
-loaded settings and plugins in ``config.attributes``; a connection may be passed too.
+Run through ``python manage.py db ...`` (or at startup), which passes the loaded settings,
+plugins and branch in ``config.attributes``, and usually an open connection.
 """
 
 from __future__ import annotations
@@ -14,19 +15,26 @@ from sqlalchemy import Connection, make_url, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from fastplug.plugins.db.api import Base
+from fastplug.plugins.db.branches import Branch, enabled_branches, table_owners
 from fastplug.plugins.db.engine import db_settings, ensure_sqlite_dir
-from fastplug.plugins.db.migrations import load_models
+from fastplug.plugins.db.settings import APP_BRANCH
 
 config = context.config
 settings = config.attributes["fastplug.settings"]
 plugins = config.attributes["fastplug.plugins"]
-load_models(plugins)
+branch: Branch = config.attributes["fastplug.branch"]
+owners = table_owners(plugins, {b.name for b in enabled_branches(settings, plugins) if b.name != APP_BRANCH})
 target_metadata = Base.metadata
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Never propose dropping a table no enabled plugin declares (it may be a disabled one's)."""
-    return not (type_ == "table" and reflected and compare_to is None)
+    """Only this branch's tables (a plugin's models; for the app, tables no plugin with migrations
+    owns), and never propose dropping a table no enabled plugin declares (a disabled one's)."""
+    if type_ != "table":
+        return True
+    if reflected and compare_to is None:
+        return False
+    return owners.get(name or "", APP_BRANCH) == branch.name
 
 
 def run_with(connection: Connection) -> None:
@@ -35,6 +43,7 @@ def run_with(connection: Connection) -> None:
         connection=connection,
         target_metadata=target_metadata,
         include_object=include_object,
+        version_table=branch.version_table,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
@@ -59,6 +68,7 @@ if context.is_offline_mode():
     context.configure(
         url=db_settings(settings).url,
         target_metadata=target_metadata,
+        version_table=branch.version_table,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
     )

@@ -13,7 +13,7 @@ from alembic import op
 revision: str = "c3e7a2f4d9b3"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = ("orders",)
-depends_on: str | Sequence[str] | None = ("users", "products")
+depends_on: str | Sequence[str] | None = None  # users and products first: orders requires them
 
 
 def upgrade() -> None:
