@@ -359,3 +359,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         click.echo(f"error: {mask_url_password(one_line(exc))}", err=True)
         sys.exit(1)
+
+
+from fastplug.core.scaffold.commands import new_command, new_plugin_command  # noqa: E402 - after cli exists
+
+cli.add_command(new_command)
+cli.add_command(new_plugin_command)
