@@ -365,3 +365,7 @@ from fastplug.core.scaffold.commands import new_command, new_plugin_command  # n
 
 cli.add_command(new_command)
 cli.add_command(new_plugin_command)
+
+from fastplug.core.hooks_command import hooks  # noqa: E402 - after cli exists
+
+cli.add_command(hooks)

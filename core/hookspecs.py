@@ -1,4 +1,4 @@
-"""The hooks a fastplug plugin can implement.
+"""The hooks a fastplug plugin can implement (described, with examples, in ``HOOKS.md`` beside this file).
 
 Hooks are synchronous (pluggy has no async hooks); one that needs async work returns
 an async context manager or a coroutine and core awaits it. Core calls the
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 @hookspec
 def plugin_info() -> PluginInfo:  # type: ignore[empty-body]
-    """Return the plugin's :class:`~core.specs.PluginInfo`. Required.
+    """Return the plugin's :class:`fastplug.core.PluginInfo`. Required.
 
     Fires once when the plugin is loaded, before settings are validated.
     """
@@ -80,7 +80,7 @@ def lifespan(
     Entered at startup in dependency order under ``[lifespan] startup_timeout``,
     exited at shutdown in reverse order. What it yields (a mapping) is added to
     ``services`` and to the lifespan state, so handlers reach it through the typed
-    dependencies the plugin exports (:func:`core.services.service`), and plugins that
+    dependencies the plugin exports (:func:`fastplug.core.service`), and plugins that
     start later find it in ``services``.
     """
 
@@ -93,8 +93,9 @@ def register_health_checks(settings: Settings) -> Sequence[HealthCheck] | None:
 
 @hookspec
 def register_commands() -> Sequence[click.Command] | None:
-    """Return click commands added to ``manage.py``. Fires when the CLI starts, even
-    when settings are broken; commands reach settings through ``core.cli.get_context``."""
+    """Return click commands added to ``manage.py``. Fires when the CLI starts, once settings and
+    plugins loaded (if they do not, no plugin command is listed, and asking for one prints why);
+    commands reach settings through ``fastplug.core.get_context().load()``."""
 
 
 @hookspec

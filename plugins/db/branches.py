@@ -106,13 +106,14 @@ def _package_dir(source: Any) -> Path | None:
 
 
 def table_owners(plugins: Plugins, with_migrations: set[str]) -> dict[str, str]:
-    """Import every plugin's models (``register_models``); the tables of those ``with_migrations``
-    by name, mapped to their plugin. Other tables belong to the app's branch."""
+    """Import every enabled plugin's models (``register_models``): table name -> branch. The
+    tables of plugins ``with_migrations`` are theirs; those of plugins without migrations are the
+    app's. A table in the metadata that no enabled plugin registers belongs to no branch (a model
+    imported from elsewhere is never migrated by accident)."""
     owners: dict[str, str] = {}
     for name, models in plugins.call_each("register_models"):
-        if name in with_migrations:
-            for table in _tables(models):
-                owners.setdefault(table.name, name)
+        for table in _tables(models):
+            owners.setdefault(table.name, name if name in with_migrations else APP_BRANCH)
     return owners
 
 

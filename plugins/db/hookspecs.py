@@ -16,8 +16,11 @@ if TYPE_CHECKING:
 
 @hookspec
 def register_models() -> Sequence[type | ModuleType] | None:
-    """Return model classes or modules (subclasses of ``fastplug.plugins.db.api.Base``) so they join the
-    metadata Alembic and the app use. Fires once when the db plugin builds."""
+    """Return model classes or modules (subclasses of ``fastplug.plugins.db.api.Base``).
+
+    Importing them puts their tables in ``Base.metadata``; the tables returned belong to this
+    plugin's migrations. Fires when the db plugin starts (lifespan) and in ``manage.py db``
+    commands (migrate, seed...), before the schema is touched."""
 
 
 @hookspec

@@ -28,13 +28,13 @@ target_metadata = Base.metadata
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    """Only this branch's tables (a plugin's models; for the app, tables no plugin with migrations
-    owns), and never propose dropping a table no enabled plugin declares (a disabled one's)."""
+    """Only this branch's tables (a plugin's models; for the app, the models of enabled plugins
+    without migrations), and never propose dropping a table no enabled plugin declares."""
     if type_ != "table":
         return True
     if reflected and compare_to is None:
         return False
-    return owners.get(name or "", APP_BRANCH) == branch.name
+    return owners.get(name or "") == branch.name
 
 
 def run_with(connection: Connection) -> None:
