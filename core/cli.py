@@ -369,3 +369,7 @@ cli.add_command(new_plugin_command)
 from fastplug.core.hooks_command import hooks  # noqa: E402 - after cli exists
 
 cli.add_command(hooks)
+
+
+if __name__ == "__main__":
+    main()
