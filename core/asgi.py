@@ -1,4 +1,4 @@
-"""What ASGI servers import: ``core.asgi:create_app_from_env`` (a factory)."""
+"""What ASGI servers import: ``fastplug.core.asgi:create_app_from_env`` (a factory)."""
 
 import gc
 from typing import TypeVar

@@ -93,7 +93,7 @@ class Plugins:
 
         Unlike ``pm.hook.<name>(...)`` the caller knows which plugin returned what,
         and the order is the dependency order. ``None`` results are dropped. A wrong
-        result (see :mod:`core.hookresults`) raises :class:`PluginResultError`, or, when
+        result (see :mod:`fastplug.core.hookresults`) raises :class:`PluginResultError`, or, when
         ``problems`` is given, is appended to it and left out so every plugin is checked.
         """
         out = []
@@ -263,7 +263,7 @@ def load_plugins(
     problems: list[Problem] = []
     known, clashes = discover(extra)
     entries = {plugin_name(entry): entry for entry in reversed(core.plugins)}  # first listing wins
-    enabled = [name for name in dict.fromkeys(plugin_name(entry) for entry in core.plugins)]
+    enabled = list(dict.fromkeys(plugin_name(entry) for entry in core.plugins))
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     for name in known:

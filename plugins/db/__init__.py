@@ -1,7 +1,7 @@
 """db plugin: SQLAlchemy async engine + asyncpg pool, per-request sessions, Alembic.
 
 Services: ``db.engine``, ``db.sessionmaker``, ``db.raw_pool`` (PostgreSQL), ``db.queries``
-(a :class:`~plugins.db.engine.QueryCounter`), ``db.pool_stats`` (a callable). Handlers use
+(a :class:`~fastplug.plugins.db.engine.QueryCounter`), ``db.pool_stats`` (a callable). Handlers use
 ``fastplug.plugins.db.api.DbSession`` / ``DbEngine`` / ``RawPool``; models subclass ``fastplug.plugins.db.api.Base``.
 """
 

@@ -63,7 +63,7 @@ DbReadConnection = Annotated[AsyncConnection, Depends(_read_connection, scope="f
 """An autocommit SQLAlchemy ``AsyncConnection`` from the engine's pool, for hot read paths
 with Core statements (``select(User.__table__.c...)``): no ``AsyncSession``, no identity map,
 no ORM objects, one round trip per statement. About a third cheaper than ``DbReadSession``
-per request here; rows are ``Row`` objects, which ``core.serialize`` reads with
+per request here; rows are ``Row`` objects, which ``fastplug.core.serializer`` reads with
 ``from_attributes=True``."""
 
 DbEngine = service(ENGINE, AsyncEngine)

@@ -1,6 +1,6 @@
 """Read queries at the driver's speed: a Core ``SELECT`` compiled once, run on the raw asyncpg
 pool when the app has one (PostgreSQL), through SQLAlchemy otherwise (SQLite, or a statement
-the driver cannot run as is). Rows come back as dicts, ready for ``core.serialize``::
+the driver cannot run as is). Rows come back as dicts, ready for ``fastplug.core.serializer``::
 
     from fastplug.plugins.db.api import DbReader, ReadQuery
 

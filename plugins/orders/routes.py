@@ -2,7 +2,8 @@
 
 Errors: ``404`` (order or user absent), ``409`` (insufficient stock), ``422`` (an invalid
 body, one naming a user or products that do not exist, or a total too large to store:
-FastAPI's validation-error shape, ``loc`` pointing at the field). Responses are serialized once (``core.serialize``).
+FastAPI's validation-error shape, ``loc`` pointing at the field). Responses are serialized once
+(``fastplug.core.serializer``).
 """
 
 # no ``from __future__ import annotations``: the body model is built per router, and FastAPI

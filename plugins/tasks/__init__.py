@@ -1,6 +1,6 @@
 """tasks plugin: Celery from settings.toml, tasks from every plugin, no lost tasks.
 
-Services: ``tasks`` (a :class:`~plugins.tasks.queue.TaskQueue`: ``await tasks.enqueue(session,
+Services: ``tasks`` (a :class:`~fastplug.plugins.tasks.queue.TaskQueue`: ``await tasks.enqueue(session,
 "orders.confirm", order_id)`` writes an outbox row in the request's transaction; ``await
 tasks.delay(...)`` publishes now, best-effort), ``tasks.celery`` (the Celery app) and
 ``tasks.metrics`` (sent, succeeded, failed, retried, outbox backlog). Plugins define tasks

@@ -1,6 +1,6 @@
 """The tasks plugin's Prometheus figures (``register_metrics``, when the metrics plugin is on).
 
-``tasks_<counter>_total`` for each of :data:`~plugins.tasks.metrics.COUNTERS` and the
+``tasks_<counter>_total`` for each of :data:`~fastplug.plugins.tasks.metrics.COUNTERS` and the
 ``tasks_outbox_backlog`` gauge, read from the ``tasks.metrics`` service at scrape time
 (figures of the process that answers the scrape).
 """
