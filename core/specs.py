@@ -55,12 +55,17 @@ class HealthCheck:
     """A readiness check: ``await check(services)`` passes unless it raises.
 
     What it returns (a dict, a string) is shown as the check's detail on
-    ``/health/ready``. ``timeout`` defaults to the health plugin's setting.
+    ``/health/ready``. ``timeout`` may be shorter than the health plugin's budget
+    (``[health] timeout``), never longer: every check is cut at the budget. A failing
+    ``critical`` check makes ``/health/ready`` 503; a failing non-critical one only
+    reports the app degraded (200): use ``critical=False`` for a dependency the app
+    keeps serving without. ``[health] critical`` overrides it by the check's name.
     """
 
     name: str
     check: HealthCheckFunc
     timeout: float | None = None
+    critical: bool = True
 
 
 Level = Literal["critical", "error", "warning", "info", "debug"]

@@ -100,6 +100,30 @@ def register_tasks(celery_app: Any, settings: Settings) -> None:
     def fail() -> None:
         raise ValueError("planned failure")
 
+    @celery_app.task(name="probe.gated")
+    def gated(path: str, key: str, gate: str, seconds: float = 0.0) -> str:
+        """``start`` line, ``seconds`` of work, then waits while the file ``gate`` is missing
+        (a test kills the worker then), then the ``done`` line: its side effect. Lines end
+        with the pid and the wall clock."""
+        record_line(path, f"start {key} {os.getpid()} {time.time():.3f}")
+        time.sleep(seconds)
+        while not os.path.exists(gate):
+            time.sleep(0.02)
+        record_line(path, f"done {key} {os.getpid()} {time.time():.3f}")
+        return key
+
+    @celery_app.task(name="probe.broken")
+    def broken(path: str, key: str) -> None:
+        record_line(path, f"{key} {os.getpid()}")
+        raise ValueError("planned failure")
+
+    @celery_app.task(name="probe.retry_in", bind=True, max_retries=1)
+    def retry_in(self: Any, path: str, key: str, countdown: float) -> str:
+        record_line(path, f"{'again' if self.request.retries else 'first'} {key}")
+        if self.request.retries == 0:
+            raise self.retry(countdown=countdown)
+        return key
+
     conf = settings.section("probe", ProbeSettings)
     if conf.beat_file:
         celery_app.conf.beat_schedule = {

@@ -35,7 +35,7 @@ def test_plugins_json(run: CliRunner, fastplug_settings_file: Path) -> None:
     assert rows["health"]["enabled"] is True
     assert rows["health"]["source"] == "built-in"
     assert rows["health"]["order"] == 1
-    assert rows["health"]["hooks"] == ["register_routers"]
+    assert rows["health"]["hooks"] == ["app_created", "register_routers"]
 
 
 def test_plugins_table(run: CliRunner, fastplug_settings_file: Path) -> None:

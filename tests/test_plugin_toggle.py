@@ -31,7 +31,7 @@ from tests.conftest import free_port, wait_for
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
 ALL = ["health", "db", "tasks", "users", "products", "orders"]
-HEADS = {"tasks": "7f3c2a91d5e0", "users": "a1c5e0d2b7f1", "products": "b2d6f1e3c8a2", "orders": "d4a9c1e6f2b7"}
+HEADS = {"tasks": "9b41d6e2c7a3", "users": "a1c5e0d2b7f1", "products": "b2d6f1e3c8a2", "orders": "d4a9c1e6f2b7"}
 # switching a plugin off switches off the ones that require it (orders requires the other three)
 OFF = {
     "tasks": {"tasks", "orders"},

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,11 +206,8 @@ def test_embedded_default_runs_tasks_without_a_broker_server(make: Make, effects
         metrics = services(app)["tasks.metrics"].as_dict()
     assert created.status_code == 201
     assert tasks_probe.lines(effects) == [f"k1 {os.getpid()}", f"k2 {os.getpid()}"]  # in this process
-    assert ready["checks"]["tasks"] == {
-        "status": "ok",
-        "detail": {"broker": "memory://", "embedded_worker": "running"},
-        "duration_ms": ready["checks"]["tasks"]["duration_ms"],
-    }
+    check = ready["checks"]["tasks"]
+    assert (check["status"], check["detail"]) == ("ok", {"broker": "memory://", "embedded_worker": "running"})
     assert metrics["sent"] >= 6 and metrics["succeeded"] == 3 and metrics["failed"] == 2 and metrics["retried"] == 1
 
 
@@ -301,6 +299,138 @@ def test_concurrent_relays_publish_each_row_once(make: Make, effects: Path, pg_u
         metrics = services(app)["tasks.metrics"].as_dict()
     assert metrics["sent"] == 60 and metrics["duplicates"] == 0
     assert sorted(line.split()[0] for line in tasks_probe.lines(effects)) == sorted(f"r{i}" for i in range(60))
+
+
+def enqueue(client: TestClient, app: FastAPI, task: str, *args: Any, countdown: float | None = None) -> str:
+    """Enqueue ``task(*args)`` through the outbox in a transaction of its own; the task id."""
+    queue, maker = services(app)["tasks"], services(app)["db.sessionmaker"]
+
+    async def write() -> str:
+        async with maker() as session:
+            task_id = await queue.enqueue_apply(session, task, args, countdown=countdown)
+            await session.commit()
+        return str(task_id)
+
+    return in_app(client, write)
+
+
+def outbox_row_now(client: TestClient, app: FastAPI, task_id: str) -> Any:
+    from fastplug.plugins.tasks.models import OutboxMessage
+
+    async def read() -> Any:
+        async with services(app)["db.engine"].connect() as conn:
+            return (await conn.execute(select(OutboxMessage).where(OutboxMessage.id == task_id))).one()
+
+    return in_app(client, read)
+
+
+def test_an_outbox_task_the_broker_lost_is_published_again_with_its_id(make: Make, effects: Path, db_url: str) -> None:
+    from fastplug.plugins.tasks.models import OutboxMessage
+    from fastplug.plugins.tasks.outbox import outbox_row
+    from fastplug.plugins.tasks.runtime import utcnow
+
+    app = make("db", db={"url": db_url, "auto_migrate": True}, tasks={"outbox_redelivery_timeout": 1.0})
+    with TestClient(app) as client:
+        now = utcnow()
+        lost = outbox_row("probe.record", (str(effects), "lost"), {}, {}) | {"state": "sent", "sent_at": now}
+        lost["due_at"] = now  # published (the broker took it), then the broker lost it
+        legacy = outbox_row("probe.record", (str(effects), "legacy"), {}, {}) | {"state": "sent"}
+        legacy["sent_at"] = now - timedelta(seconds=5)  # sent by a relay that set no due_at
+
+        async def write() -> None:
+            async with services(app)["db.engine"].begin() as conn:
+                await conn.execute(insert(OutboxMessage), [lost, legacy])
+
+        in_app(client, write)
+        wait_for(lambda: {state for _, state, _ in outbox_rows(client, app)} == {"done"}, "both rows done")
+        rows = outbox_rows(client, app)
+        metrics = services(app)["tasks.metrics"].as_dict()
+    assert sorted(rows) == sorted([(lost["id"], "done", 1), (legacy["id"], "done", 1)])
+    assert sorted(line.split()[0] for line in tasks_probe.lines(effects)) == ["legacy", "lost"]
+    assert metrics["republished"] == 2 and metrics["duplicates"] == 0
+
+
+def test_a_failed_outbox_task_is_final_and_a_retry_stays_in_flight(make: Make, effects: Path, db_url: str) -> None:
+    app = make("db", db={"url": db_url, "auto_migrate": True}, tasks={"outbox_redelivery_timeout": 1.0})
+    with TestClient(app) as client:
+        broken = enqueue(client, app, "probe.broken", str(effects), "broken")
+        retried = enqueue(client, app, "probe.retry_in", str(effects), "retried", 2.5)  # longer than the timeout
+        wait_for(lambda: outbox_row_now(client, app, broken).state == "failed", "the failure")
+        in_flight = wait_for(
+            lambda: outbox_row_now(client, app, retried).last_error and outbox_row_now(client, app, retried),
+            "the first try",
+        )
+        wait_for(lambda: outbox_row_now(client, app, retried).state == "done", "the retry")
+        failed = outbox_row_now(client, app, broken)
+        metrics = services(app)["tasks.metrics"].as_dict()
+    assert (failed.state, failed.attempts, failed.last_error) == ("failed", 0, "ValueError: planned failure")
+    assert in_flight.state == "sent" and in_flight.last_error.startswith("retrying: Retry in 2.5s")
+    assert sorted(tasks_probe.lines(effects)) == sorted([f"broken {os.getpid()}", "first retried", "again retried"])
+    assert metrics["republished"] == 0  # a failure is final; a retry is due at its countdown
+
+
+def test_a_sqlite_claim_stays_fresh_while_its_task_runs_past_the_lease(
+    make: Make, effects: Path, sqlite_url: str
+) -> None:
+    import time
+
+    from fastplug.plugins.tasks.runtime import OutboxGuard
+
+    app = make("db", db={"url": sqlite_url, "auto_migrate": True}, tasks={"embedded_worker": False})
+    with TestClient(app) as client:
+        key = enqueue(client, app, "probe.record", str(effects), "long")
+        engine = services(app)["db.engine"]
+
+        async def run_and_race() -> tuple[Any, str | None]:
+            guard = OutboxGuard(engine, asyncio.get_running_loop(), lease=0.3)
+            running = asyncio.create_task(asyncio.to_thread(guard.once, key, lambda: time.sleep(1.2) or "ran"))
+            await asyncio.sleep(0.9)  # three leases into the run: a redelivered copy tries to claim it
+            raced = await guard._claim(key)
+            return await running, raced
+
+        (ran, result), raced = in_app(client, run_and_race)
+        row = outbox_row_now(client, app, key)
+    assert (ran, result, raced) == (True, "ran", "running")  # not taken over: the claim was renewed
+    assert row.state == "done"
+
+
+def test_a_countdown_beyond_the_relays_lead_waits_in_the_outbox(make: Make, effects: Path, db_url: str) -> None:
+    app = make("db", db={"url": db_url, "auto_migrate": True})  # relay interval 0.1s: a lead of 1s
+    with TestClient(app) as client:
+        soon = enqueue(client, app, "probe.record", str(effects), "soon", countdown=0.5)
+        later = enqueue(client, app, "probe.record", str(effects), "later", countdown=2.5)
+        deferred = outbox_row_now(client, app, later).state
+        wait_for(lambda: {state for _, state, _ in outbox_rows(client, app)} == {"done"}, "both rows done")
+        rows = dict((task_id, attempts) for task_id, _, attempts in outbox_rows(client, app))
+    assert deferred == "deferred" and rows == {soon: 0, later: 0}
+    assert sorted(line.split()[0] for line in tasks_probe.lines(effects)) == ["later", "soon"]
+
+
+def test_redis_settings_bound_redelivery_and_refuse_countdowns_past_it(make: Make, tmp_path: Path) -> None:
+    from fastplug.plugins.tasks.celery_app import celery_config
+    from fastplug.plugins.tasks.settings import TasksSettings
+
+    conf = TasksSettings(broker_url="redis://127.0.0.1:6379/0")
+    assert (conf.visibility_timeout, conf.redis_restore_interval, conf.redelivery_bound) == (300.0, 5.0, 305.0)
+    assert conf.outbox_redelivery_timeout > conf.redelivery_bound
+    options = celery_config(conf)["broker_transport_options"]
+    assert options["visibility_timeout"] == 300.0 and options["unacked_restore_interval"] == 5.0
+    assert options["unacked_restore_throttle"] == 1 and options["unacked_mutex_expire"] == 30
+    assert TasksSettings(broker_url=RABBIT).redelivery_bound == 0.0
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    app = make(tasks={"broker_url": url, "embedded_worker": False, "visibility_timeout": 10.0})
+    with TestClient(app) as client:
+        queue = services(app)["tasks"]
+        with pytest.raises(ValueError, match=r"countdown 10s is not below \[tasks\] visibility_timeout \(10s\)"):
+            in_app(client, lambda: queue.apply_async("probe.add", (1, 2), countdown=10))
+    settings = write_settings(
+        tmp_path,
+        ["db", "tasks"],
+        {"broker_url": url, "outbox_redelivery_timeout": 60.0, "publish_timeout": 0.5},
+        db={"url": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"},
+    )
+    _, out = invoke(settings, "check")
+    assert "(tasks.W003) [tasks] outbox_redelivery_timeout (60s) is not above" in out and "= 305s" in out
 
 
 # --- broker trouble, checks, commands ---------------------------------------------------
@@ -545,7 +675,7 @@ def test_outbox_delivers_everything_once_after_a_redis_broker_outage(
         answers = [record(client, "outbox", effects, key) for key in keys]  # a hang would fail here
         wait_for(lambda: any(attempts for _, _, attempts in outbox_rows(client, app)), "a failed publish")
         during = outbox_rows(client, app)
-        ready_during = client.get("/health/ready").status_code
+        ready_during = client.get("/health/ready").json()["checks"]["tasks"]["status"]
         private_redis()
         worker = start_worker(manage, settings, "--concurrency=2")
         wait_for(lambda: len(tasks_probe.lines(effects)) >= len(keys), "every task", limit=60)
@@ -553,7 +683,8 @@ def test_outbox_delivers_everything_once_after_a_redis_broker_outage(
         results = [services(app)["tasks"].celery.AsyncResult(task_id).get(timeout=10) for task_id, _, _ in during]
     assert worker.stop() == 0, worker.output()[-3000:]
     assert [a.status_code for a in answers] == [201] * len(keys)
-    assert {state for _, state, _ in during} == {"pending"} and ready_during == 503
+    assert {state for _, state, _ in during} == {"pending"}
+    assert ready_during != "ok"  # the broker is down (the outbox keeps the tasks meanwhile)
     ran = sorted(line.split()[0] for line in tasks_probe.lines(effects))
     assert ran == keys  # every task, exactly once
     assert sorted(results) == keys  # and its result is visible

@@ -48,8 +48,12 @@ def register_exception_handlers() -> dict[type[BaseException], Any]:
 
 
 @hookimpl
-def register_health_checks() -> Sequence[HealthCheck]:
-    return [HealthCheck("redis", _ping)]
+def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
+    # Not critical: what uses Redis here fails open (the cache bypasses it) or has its own
+    # check (a redis:// tasks broker). Critical only when the cache fails closed on it.
+    cache = settings.sections.get("cache") if "cache" in settings.plugins else None
+    fails_closed = getattr(cache, "backend", None) == "redis" and getattr(cache, "fail_open", True) is False
+    return [HealthCheck("redis", _ping, critical=fails_closed)]
 
 
 @hookimpl

@@ -51,10 +51,14 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> AbstractAs
 
 
 @hookimpl
-def register_health_checks() -> Sequence[HealthCheck]:
+def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
     from fastplug.plugins.tasks.service import health
+    from fastplug.plugins.tasks.settings import outbox_enabled
 
-    return [HealthCheck("tasks", health)]
+    # With the outbox, enqueueing only writes a row: requests succeed while the broker is
+    # down (delivered later), so the broker is not critical. Without it, publishes fail.
+    critical = not outbox_enabled(settings.section("tasks", TasksSettings), settings.plugins)
+    return [HealthCheck("tasks", health, critical=critical)]
 
 
 @hookimpl

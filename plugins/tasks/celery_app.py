@@ -11,20 +11,23 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery, Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, Reject, Retry
 
 from fastplug.config import Settings
-from fastplug.core import Plugins, ServiceMissing, Services
+from fastplug.core import Plugins, ServiceMissing, Services, one_line
 from fastplug.plugins.tasks.metrics import TaskMetrics
-from fastplug.plugins.tasks.runtime import ClaimedElsewhere, TaskRuntime
+from fastplug.plugins.tasks.models import DONE, FAILED, SENT
+from fastplug.plugins.tasks.runtime import ClaimedElsewhere, Ending, TaskRuntime, utcnow
 from fastplug.plugins.tasks.settings import TasksSettings, outbox_enabled
 
 OUTBOX_HEADER = "fastplug_outbox"  # set on tasks the relay publishes: their id is an idempotency key
 MEMORY_POLL = 0.05  # seconds between polls of the in-process broker's queues (kombu's default: 1)
 CLAIMED_RETRY_MAX = 60  # longest wait before retrying an outbox task another worker holds (SQLite)
+REDIS_MUTEX_EXPIRE = 30  # seconds a sweep's lock outlives a worker killed mid-sweep (kombu's default: 300)
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
@@ -104,6 +107,24 @@ class FastplugTask(Task):  # type: ignore[misc]
         self.app.fastplug.metrics.incr("retried")
 
 
+def task_ending(exc: BaseException) -> Ending | None:
+    """What an outbox task's exception makes of its row: a retry or a requeue keeps it in
+    flight (due again at the retry's time), ``Ignore`` is done, another error fails it for
+    good (as Celery acknowledges it); a process exiting (``BaseException``) leaves it as it was."""
+    if isinstance(exc, Retry):
+        when = exc.when
+        if isinstance(when, datetime):
+            again = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        else:
+            again = utcnow() + timedelta(seconds=float(when or 0))
+        return Ending(SENT, f"retrying: {exc}", again)
+    if isinstance(exc, Reject):
+        return Ending(SENT, "rejected, requeued") if exc.requeue else Ending(FAILED, f"rejected: {exc.reason}")
+    if isinstance(exc, Ignore):
+        return Ending(DONE)
+    return Ending(FAILED, one_line(exc)) if isinstance(exc, Exception) else None
+
+
 _publishing = threading.local()
 
 
@@ -158,14 +179,25 @@ class FastplugCelery(Celery):  # type: ignore[misc]
         return result
 
 
+def redis_restore_options(interval: float) -> dict[str, Any]:
+    """Redis transport options for a sweep every ``interval`` seconds (kombu >= 5.7; older
+    versions sweep every 100 s and ignore them: the worker then sweeps itself, see
+    :mod:`fastplug.plugins.tasks.redelivery`)."""
+    return {
+        "unacked_restore_interval": interval,
+        "unacked_restore_throttle": 1,  # every timer tick scans (kombu's default: every 10th)
+        "unacked_mutex_expire": REDIS_MUTEX_EXPIRE,
+    }
+
+
 def celery_config(conf: TasksSettings) -> dict[str, Any]:
     """Celery settings from ``[tasks]``; ``[tasks.celery]`` goes on top (transport options merge)."""
-    scheme = conf.broker_url.partition("://")[0]
     transport: dict[str, Any] = {"visibility_timeout": conf.visibility_timeout}
     if conf.is_memory:
         transport["polling_interval"] = MEMORY_POLL
-    if scheme.startswith(("redis", "rediss", "sentinel")):
+    if conf.is_redis:
         transport["socket_connect_timeout"] = conf.publish_timeout
+        transport.update(redis_restore_options(conf.redis_restore_interval))
     backend = conf.result_backend or ("cache+memory://" if conf.is_memory else None)
     config: dict[str, Any] = {
         "broker_url": conf.broker_url,

@@ -12,6 +12,7 @@ COUNTERS = {
     "failed": "Tasks that failed in this process",
     "retried": "Task retries in this process",
     "duplicates": "Duplicate deliveries of an outbox task that were skipped (idempotency key)",
+    "republished": "Outbox tasks published again because they had not run in time (lost by the broker?)",
 }
 
 
@@ -26,6 +27,7 @@ class TaskMetrics:
     failed: int = 0
     retried: int = 0
     duplicates: int = 0
+    republished: int = 0
     outbox_backlog: int | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -10,11 +10,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fastplug.plugins.db.api import Base
 
 PENDING, SENT, RUNNING, DONE = "pending", "sent", "running", "done"
+DEFERRED, FAILED = "deferred", "failed"
+FINISHED = (DONE, FAILED)  # a delivery of these skips the side effect
 
 
 class OutboxMessage(Base):
     """A task to publish once its transaction committed. ``id`` is the Celery task id and
-    the idempotency key: the worker runs a given id's side effect once (``state = done``)."""
+    the idempotency key: the worker runs a given id's side effect once.
+
+    States: ``deferred`` (an eta beyond the relay's lead: published shortly before
+    ``due_at``), ``pending`` (to publish), ``sent`` (published, not yet run: published again
+    once ``due_at`` passed), ``running`` (claimed by a worker; not PostgreSQL, where the
+    worker holds a row lock instead), ``done`` or ``failed`` (the task ran: final).
+    """
 
     __tablename__ = "tasks_outbox"
 
@@ -28,5 +36,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # deferred: eta; sent: republish
 
-    __table_args__ = (Index("ix_tasks_outbox_state_created_at", "state", "created_at"),)
+    __table_args__ = (
+        Index("ix_tasks_outbox_state_created_at", "state", "created_at"),
+        Index("ix_tasks_outbox_state_due_at", "state", "due_at"),
+    )

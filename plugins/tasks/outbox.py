@@ -6,7 +6,13 @@ at once; the periodic poll additionally runs in one process at a time (the holde
 transaction-level advisory lock: the leader). A commit that wrote rows wakes its own
 process's relay, which publishes them at once. A row is marked ``sent`` only after the
 broker took it; a crash in between publishes it again, and the worker's idempotency guard
-(:mod:`plugins.tasks.runtime`) runs its side effect once.
+(:mod:`fastplug.plugins.tasks.runtime`) runs its side effect once.
+
+``sent`` means in flight, not delivered: the worker marks the row ``done`` (or ``failed``)
+when the task ran. The leader's poll publishes again (same id) a row still ``sent``
+``outbox_redelivery_timeout`` after its publish (the broker lost it: restarted empty, say),
+and publishes ``deferred`` rows (an eta further ahead than the relay's lead) shortly before
+they are due, so no broker holds a task for long before it runs.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from fastplug.core import one_line
-from fastplug.plugins.tasks.models import DONE, PENDING, RUNNING, SENT
+from fastplug.plugins.tasks.models import DEFERRED, DONE, FAILED, PENDING, RUNNING, SENT
 from fastplug.plugins.tasks.publisher import Publisher
 from fastplug.plugins.tasks.runtime import OUTBOX, utcnow
 from fastplug.plugins.tasks.settings import TasksSettings
@@ -38,6 +44,7 @@ INSERT = insert(OUTBOX)
 LEAD = text(f"SELECT pg_try_advisory_xact_lock({LEADER_LOCK})")
 MAX_BACKOFF_POLLS = 10  # after failures, wait at most this many relay intervals
 COALESCE = 0.005  # seconds a commit's wake-up waits for more commits
+MIN_LEAD = 1.0  # seconds before its eta a deferred row is published, at least
 
 
 def _after_commit(session: Session) -> None:
@@ -61,16 +68,20 @@ def _listen() -> None:
         _listening = True
 
 
-def outbox_row(name: str, args: Sequence[Any], kwargs: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """A new pending row's values; raises ``TypeError`` now if the arguments are not JSON."""
+def outbox_row(
+    name: str, args: Sequence[Any], kwargs: dict[str, Any], options: dict[str, Any], defer_until: Any = None
+) -> dict[str, Any]:
+    """A new row's values (pending, or deferred until ``defer_until``, its eta); raises
+    ``TypeError`` now if the arguments are not JSON."""
     payload = json.dumps({"args": list(args), "kwargs": kwargs, "options": options}, separators=(",", ":"))
     return {
         "id": str(uuid.uuid4()),
         "task": name,
         "payload": payload,
-        "state": PENDING,
+        "state": PENDING if defer_until is None else DEFERRED,
         "attempts": 0,
         "created_at": utcnow(),
+        "due_at": defer_until,
     }
 
 
@@ -82,6 +93,8 @@ class Relay:
         self.metrics = publisher.app.fastplug.metrics
         self.locking = engine.dialect.name == "postgresql"
         self.lease = timedelta(seconds=conf.visibility_timeout)
+        self.redelivery = timedelta(seconds=conf.outbox_redelivery_timeout)
+        self.lead = max(MIN_LEAD, 2 * conf.outbox_relay_interval)  # deferred rows: published this early
         self.failures = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -139,6 +152,8 @@ class Relay:
         the backlog figure and purge old rows."""
         async with self._lock:
             total, error = 0, None
+            while poll and await self._due() == self.conf.outbox_batch_size:
+                pass  # more rows are due: make them all pending before publishing
             while error is None:
                 sent, full, error = await self._batch(leader=poll)
                 total += sent
@@ -177,14 +192,54 @@ class Relay:
                     await self._mark(conn, rows, sent, error)
         return len(sent), len(rows) == self.conf.outbox_batch_size, error
 
-    @staticmethod
-    async def _mark(conn: Any, rows: Sequence[Any], sent: list[str], error: str | None) -> None:
+    async def _mark(self, conn: Any, rows: Sequence[Any], sent: list[str], error: str | None) -> None:
         if sent:  # a worker may have finished one already: never move a row backwards
+            now = utcnow()
             done = update(OUTBOX).where(OUTBOX.c.id.in_(sent), OUTBOX.c.state == PENDING)
-            await conn.execute(done.values(state=SENT, sent_at=utcnow()))
+            await conn.execute(done.values(state=SENT, sent_at=now, due_at=now + self.redelivery))
         if error is not None and len(sent) < len(rows):
             failed = update(OUTBOX).where(OUTBOX.c.id == rows[len(sent)].id)
             await conn.execute(failed.values(attempts=OUTBOX.c.attempts + 1, last_error=error[:500]))
+
+    async def _due(self) -> int:
+        """As the leader: deferred rows due within the lead, and rows in flight for too long
+        (``sent`` past ``due_at``; an abandoned claim), become pending (a batch of each);
+        returns the larger count. Rows a worker holds locked (running, PostgreSQL) are skipped."""
+        now = utcnow()
+        overdue = or_(
+            OUTBOX.c.due_at < now,
+            and_(OUTBOX.c.due_at.is_(None), OUTBOX.c.sent_at < now - self.redelivery),  # sent by older code
+        )
+        abandoned = and_(OUTBOX.c.state == RUNNING, OUTBOX.c.claimed_at < now - self.lease - self.redelivery)
+        lost = (
+            select(OUTBOX.c.id)
+            .where(or_(and_(OUTBOX.c.state == SENT, overdue), abandoned))
+            .limit(self.conf.outbox_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        soon = (
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.state == DEFERRED, OUTBOX.c.due_at <= now + timedelta(seconds=self.lead))
+            .limit(self.conf.outbox_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self.engine.begin() as conn:
+            if self.locking and not (await conn.execute(LEAD)).scalar():
+                return 0
+            due: list[str] = list((await conn.execute(soon)).scalars())
+            if due:
+                await conn.execute(update(OUTBOX).where(OUTBOX.c.id.in_(due)).values(state=PENDING))
+            ids = list((await conn.execute(lost)).scalars())
+            if ids:
+                again = update(OUTBOX).where(OUTBOX.c.id.in_(ids), OUTBOX.c.state.in_((SENT, RUNNING)))
+                reason = f"not run {self.conf.outbox_redelivery_timeout:g}s after its publish: published again"
+                await conn.execute(
+                    again.values(state=PENDING, claimed_at=None, attempts=OUTBOX.c.attempts + 1, last_error=reason)
+                )
+        if ids:
+            self.metrics.incr("republished", len(ids))
+            log.warning("tasks: %d outbox task(s) published but not run in time are published again", len(ids))
+        return max(len(due), len(ids))
 
     async def _housekeeping(self) -> None:
         self.metrics.outbox_backlog = await self.backlog()
@@ -193,7 +248,8 @@ class Relay:
         self._last_purge = time.monotonic()
         cutoff = utcnow() - timedelta(seconds=self.conf.outbox_retention)
         async with self.engine.begin() as conn:
-            await conn.execute(delete(OUTBOX).where(OUTBOX.c.state.in_((SENT, DONE)), OUTBOX.c.created_at < cutoff))
+            old = and_(OUTBOX.c.state.in_((SENT, DONE, FAILED)), OUTBOX.c.created_at < cutoff)
+            await conn.execute(delete(OUTBOX).where(old))
 
     async def requeue_unfinished(self) -> int:
         """memory:// broker: tasks queued in memory died with their process; publish them

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -71,13 +71,18 @@ class TaskQueue:
         countdown: float | None = None,
         priority: int | None = None,
     ) -> str:
-        """:meth:`enqueue` with options; ``args``/``kwargs`` must be JSON."""
+        """:meth:`enqueue` with options; ``args``/``kwargs`` must be JSON. A ``countdown``
+        longer than the relay's lead stays in the outbox (``deferred``) until shortly before
+        it is due: no broker holds it (Redis would deliver it again every ``visibility_timeout``)."""
         if self.relay is None:
             raise RuntimeError(
                 "the task outbox is off (it needs the db plugin and [tasks] outbox); "
                 "use delay()/apply_async() (best-effort) instead"
             )
-        row = outbox_row(task_name(task), args, dict(kwargs or {}), _options(queue, countdown, priority))
+        options = _options(queue, countdown, priority)
+        defer = countdown is not None and countdown > self.relay.lead
+        eta = datetime.fromisoformat(options["eta"]) if defer else None
+        row = outbox_row(task_name(task), args, dict(kwargs or {}), options, defer_until=eta)
         await self.relay.add(session, row)
         return str(row["id"])
 
@@ -96,7 +101,16 @@ class TaskQueue:
         priority: int | None = None,
     ) -> Any:
         """:meth:`delay` with options. Raises ``ConnectionError`` (broker down) or
-        ``TimeoutError`` (answered 503 + Retry-After by core)."""
+        ``TimeoutError`` (answered 503 + Retry-After by core); ``ValueError`` for a Redis
+        broker and a ``countdown`` beyond ``visibility_timeout`` (it would run again and again:
+        use :meth:`enqueue_apply`, which keeps it in the outbox until it is due)."""
+        conf = self.celery.fastplug.conf
+        if countdown is not None and conf.is_redis and countdown >= conf.visibility_timeout:
+            raise ValueError(
+                f"countdown {countdown:g}s is not below [tasks] visibility_timeout ({conf.visibility_timeout:g}s): "
+                "Redis would deliver the task again while it waits; use enqueue_apply() (the outbox holds it "
+                "until it is due) or raise visibility_timeout"
+            )
         options = _options(queue, countdown, priority)
         return await self.publisher.send(task_name(task), args, dict(kwargs or {}), options)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -15,7 +14,7 @@ from fastapi import FastAPI
 
 from fastplug.config import Settings, mask_url_password
 from fastplug.core import CheckError, CheckMessage, CheckWarning, Runtime, Services, one_line
-from fastplug.plugins.db.api import ENGINE
+from fastplug.plugins.db.api import ENGINE, describe_error
 from fastplug.plugins.tasks.api import CELERY, METRICS, SERVICE
 from fastplug.plugins.tasks.settings import TasksSettings, outbox_enabled
 
@@ -35,7 +34,7 @@ class WorkerContext:
 @asynccontextmanager
 async def run(app: FastAPI, settings: Settings, services: Services) -> AsyncIterator[dict[str, Any]]:
     """Build the Celery app (or take the worker's), start the embedded worker and the relay."""
-    from fastplug.plugins.tasks.celery_app import build_celery
+    from fastplug.plugins.tasks.celery_app import build_celery, task_ending
     from fastplug.plugins.tasks.embedded import EmbeddedWorker
     from fastplug.plugins.tasks.outbox import Relay
     from fastplug.plugins.tasks.publisher import Publisher
@@ -50,7 +49,10 @@ async def run(app: FastAPI, settings: Settings, services: Services) -> AsyncIter
     if state.outbox and engine is None:
         raise RuntimeError("[tasks] outbox needs the db plugin (enabled, with tasks starting after it)")
     loop = asyncio.get_running_loop()
-    guard = OutboxGuard(engine, loop, conf.visibility_timeout) if engine is not None else None
+    guard = None
+    if engine is not None:
+        redelivery = conf.outbox_redelivery_timeout
+        guard = OutboxGuard(engine, loop, conf.visibility_timeout, redelivery, classify=task_ending)
     state.runtimes[os.getpid()] = TaskRuntime(loop, services, guard)
     publisher = Publisher(celery, conf.publish_timeout)
     relay = Relay(engine, publisher, conf) if engine is not None else None
@@ -66,11 +68,17 @@ async def run(app: FastAPI, settings: Settings, services: Services) -> AsyncIter
     finally:
         if relaying is not None:
             relaying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await relaying
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:  # it had stopped (the database unavailable, say): expected, not a crash
+                log.warning("plugin 'tasks' could not relay the outbox: %s", describe_error(exc))
             if relay is not None and not conf.is_memory:  # publish what the last requests committed
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.wait_for(relay.relay_once(poll=False), conf.publish_timeout)
+                except Exception as exc:  # the rows stay pending: the next relay publishes them
+                    log.warning("plugin 'tasks' could not publish the outbox at shutdown: %s", describe_error(exc))
         try:
             if embedded is not None:
                 await embedded.stop()
@@ -142,6 +150,16 @@ async def checks(settings: Settings) -> Sequence[CheckMessage]:
                 "published from a thread pool: TaskQueue.result() will not see them",
                 "tasks.W002",
                 "use a redis:// or db+postgresql:// result_backend",
+            )
+        )
+    if outbox_enabled(conf, settings.plugins) and conf.outbox_redelivery_timeout <= conf.redelivery_bound:
+        messages.append(
+            CheckWarning(
+                f"[tasks] outbox_redelivery_timeout ({conf.outbox_redelivery_timeout:g}s) is not above the "
+                f"broker's own redelivery (visibility_timeout + redis_restore_interval = {conf.redelivery_bound:g}s): "
+                "outbox tasks a dead worker took are published twice (the copy is skipped)",
+                "tasks.W003",
+                "raise outbox_redelivery_timeout, or lower visibility_timeout",
             )
         )
     if not outbox_enabled(conf, settings.plugins):

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from fastplug.config import PluginSettings
 
 MEMORY_BROKER = "memory://"
+REDIS_SCHEMES = ("redis", "rediss", "sentinel")
 
 # Celery settings [tasks] sets itself: the pass-through table must not fight them.
 OWN_KEYS = {
@@ -47,12 +48,24 @@ class TasksSettings(PluginSettings):
     acks_late: bool = Field(True, description="acknowledge after the task ran: a killed worker's task is redelivered")
     task_reject_on_worker_lost: bool = True
     visibility_timeout: float = Field(
-        3600.0, gt=0, description="Redis/SQS: seconds before an unacknowledged task is delivered again"
+        300.0,
+        gt=0,
+        description="Redis/SQS: seconds before a task a worker took but never acknowledged (it died) is "
+        "delivered again; keep it above your longest task and any delay()/retry countdown",
+    )
+    redis_restore_interval: float = Field(
+        5.0, gt=0, description="Redis: seconds between a worker's sweeps for tasks past visibility_timeout"
     )
     publish_timeout: float = Field(5.0, gt=0, description="seconds a publish may take before the caller gives up")
     outbox: bool | None = Field(None, description="transactional outbox (default: on when the db plugin is enabled)")
     outbox_relay_interval: float = Field(1.0, gt=0, description="seconds between relay polls")
     outbox_batch_size: int = Field(100, ge=1, le=10_000)
+    outbox_redelivery_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="seconds an outbox task may stay published but not started (the broker lost it?) "
+        "before the relay publishes it again, with the same id",
+    )
     outbox_retention: float = Field(
         7 * 86400.0, ge=0, description="seconds a done outbox row is kept (its idempotency key with it)"
     )
@@ -107,6 +120,22 @@ class TasksSettings(PluginSettings):
     def is_memory(self) -> bool:
         """True for the in-process broker (only the server's embedded worker sees it)."""
         return self.broker_url.startswith("memory://")
+
+    @property
+    def is_redis(self) -> bool:
+        """True for Redis brokers (redis://, rediss://, sentinel://): unacknowledged tasks come
+        back only after ``visibility_timeout``, found by a worker's periodic sweep."""
+        return self.broker_url.partition("://")[0].split("+")[0] in REDIS_SCHEMES
+
+    @property
+    def redelivery_bound(self) -> float:
+        """Seconds after a worker crash (or its restart, with no other worker running) by which
+        the broker delivers the tasks it had taken again: Redis ``visibility_timeout`` plus one
+        sweep; SQS its visibility timeout; RabbitMQ at once (its connection closed); memory://
+        has no broker of its own."""
+        if self.is_redis:
+            return self.visibility_timeout + self.redis_restore_interval
+        return self.visibility_timeout if self.broker_url.startswith("sqs://") else 0.0
 
     @property
     def runs_embedded(self) -> bool:

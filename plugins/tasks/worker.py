@@ -94,10 +94,20 @@ def build_worker_app(settings: Settings, plugins: Plugins) -> FastplugCelery:
         if services is not None:
             services.stop()
 
+    sweepers: list[Any] = []
+
     def on_worker_init(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app:
             main_pid[0] = os.getpid()
             start_runtime()  # before the pool forks: SQLite migrates once, here
+
+    def on_worker_ready(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is app and state.conf.is_redis:
+            from fastplug.plugins.tasks.redelivery import Sweeper, kombu_sweeps
+
+            if not kombu_sweeps():  # an older kombu sweeps every 100 s only
+                sweepers.append(Sweeper(app, state.conf.redis_restore_interval))
+                sweepers[-1].start()
 
     def on_process_init(**_: Any) -> None:
         if os.getpid() in state.runtimes:  # solo pool: the main process
@@ -114,11 +124,14 @@ def build_worker_app(settings: Settings, plugins: Plugins) -> FastplugCelery:
 
     def on_worker_shutdown(sender: Any = None, **_: Any) -> None:
         if getattr(sender, "app", None) is app:
+            while sweepers:
+                sweepers.pop().stop()
             stop_runtime()
 
     state.start_runtime = start_runtime
     uid = f"fastplug-tasks-{id(app)}"
     signals.worker_init.connect(on_worker_init, weak=False, dispatch_uid=f"{uid}-init")
+    signals.worker_ready.connect(on_worker_ready, weak=False, dispatch_uid=f"{uid}-ready")
     signals.worker_process_init.connect(on_process_init, weak=False, dispatch_uid=f"{uid}-process-init")
     signals.worker_process_shutdown.connect(on_process_shutdown, weak=False, dispatch_uid=f"{uid}-process-shutdown")
     signals.worker_shutdown.connect(on_worker_shutdown, weak=False, dispatch_uid=f"{uid}-shutdown")
