@@ -18,7 +18,9 @@ Importable while the db plugin is disabled (nothing here connects or starts anyt
 * reads at the driver's speed: :class:`ReadQuery` run on :data:`DbReader`;
 * seed data for ``manage.py db seed``: :class:`Seeder`, :class:`SeedContext`, :class:`SeedResult`
   (returned from the ``register_seeders`` hook);
-* the service keys of what the db plugin's lifespan yields (``services[ENGINE]``...).
+* the service keys of what the db plugin's lifespan yields (``services[ENGINE]``...);
+* database unavailability: :class:`DatabaseUnavailable` (503 + Retry-After), and
+  :func:`unavailable` / :func:`describe_error` that tell it from other database errors.
 """
 
 from fastplug.plugins.db.base import NAMING_CONVENTION, Base
@@ -30,6 +32,7 @@ from fastplug.plugins.db.deps import (
     RawConnection,
     RawPool,
 )
+from fastplug.plugins.db.errors import DatabaseUnavailable, describe_error, unavailable
 from fastplug.plugins.db.gate import NO_GATE, FairGate
 from fastplug.plugins.db.keys import ENGINE, GATE, POOL_STATS, QUERIES, RAW_POOL, READ_ENGINE, READER, SESSIONMAKER
 from fastplug.plugins.db.rawpool import BoundedPool
@@ -49,6 +52,7 @@ __all__ = [
     "SESSIONMAKER",
     "Base",
     "BoundedPool",
+    "DatabaseUnavailable",
     "DbEngine",
     "DbReadConnection",
     "DbReadSession",
@@ -63,4 +67,6 @@ __all__ = [
     "SeedContext",
     "SeedResult",
     "Seeder",
+    "describe_error",
+    "unavailable",
 ]

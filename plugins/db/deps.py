@@ -1,7 +1,15 @@
-"""Typed request dependencies on the db plugin's services (sessions, connections, pools)."""
+"""Typed request dependencies on the db plugin's services (sessions, connections, pools).
+
+Each runs its teardown before the response is sent (``scope="function"``), so whatever it
+raises is answered by the db plugin's exception handlers (503 + Retry-After when the
+database is unavailable). Once a commit is acknowledged nothing after it (closing the
+session, returning the connection) turns the answer into an error: that is logged.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -9,25 +17,53 @@ from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
-from fastplug.core import ServiceMissing, service
+from fastplug.core import ServiceMissing, one_line, service
+from fastplug.plugins.db.errors import driver_os_error
 from fastplug.plugins.db.gate import NO_GATE
 from fastplug.plugins.db.keys import ENGINE, GATE, RAW_POOL, READ_ENGINE, SESSIONMAKER
 from fastplug.plugins.db.rawpool import BoundedPool
 
+log = logging.getLogger("fastplug.db")
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
-async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+
+def _maker(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
     try:
-        maker: async_sessionmaker[AsyncSession] = conn.scope["state"][SESSIONMAKER]
+        return conn.scope["state"][SESSIONMAKER]  # type: ignore[no-any-return]
     except KeyError:
         raise ServiceMissing("no database session: is the db plugin enabled and started?") from None
-    async with conn.scope["state"].get(GATE, NO_GATE), maker() as session:
+
+
+async def _close(resource: AsyncSession | AsyncConnection) -> None:
+    """Close (shielded, as ``async with`` does), logging a failure instead of raising: the
+    connection is gone, the pool replaces it, the answer stands."""
+    try:
+        await asyncio.shield(resource.close())
+    except Exception as exc:
+        log.warning("db: closing a %s failed (%s)", type(resource).__name__, one_line(exc))
+
+
+async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
+    maker = _maker(conn)
+    async with conn.scope["state"].get(GATE, NO_GATE):
+        session = maker()
         try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        else:
+            try:
+                yield session
+            except BaseException:
+                try:
+                    await session.rollback()
+                except Exception as exc:  # the handler's error is the answer, not this one
+                    log.debug("db: rollback failed (%s)", one_line(exc))
+                raise
             await session.commit()
+        except OSError as exc:
+            down = driver_os_error(exc)
+            if down is None:
+                raise
+            raise down from exc
+        finally:
+            await _close(session)
 
 
 DbSession = Annotated[AsyncSession, Depends(_session, scope="function")]
@@ -36,13 +72,19 @@ returns, rolled back if it raises, closed before the response is sent."""
 
 
 async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
-    try:
-        maker: async_sessionmaker[AsyncSession] = conn.scope["state"][SESSIONMAKER]
-    except KeyError:
-        raise ServiceMissing("no database session: is the db plugin enabled and started?") from None
-    async with conn.scope["state"].get(GATE, NO_GATE), maker() as session:
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        yield session
+    maker = _maker(conn)
+    async with conn.scope["state"].get(GATE, NO_GATE):
+        session = maker()
+        try:
+            await session.connection(execution_options=AUTOCOMMIT)
+            yield session
+        except OSError as exc:
+            down = driver_os_error(exc)
+            if down is None:
+                raise
+            raise down from exc
+        finally:
+            await _close(session)
 
 
 DbReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
@@ -55,8 +97,19 @@ async def _read_connection(conn: HTTPConnection) -> AsyncIterator[AsyncConnectio
         engine: AsyncEngine = conn.scope["state"][READ_ENGINE]
     except KeyError:
         raise ServiceMissing("no database connection: is the db plugin enabled and started?") from None
-    async with conn.scope["state"].get(GATE, NO_GATE), engine.connect() as connection:
-        yield connection
+    async with conn.scope["state"].get(GATE, NO_GATE):
+        connection = engine.connect()
+        try:
+            await connection.start()
+            yield connection
+        except OSError as exc:
+            down = driver_os_error(exc)
+            if down is None:
+                raise
+            raise down from exc
+        finally:
+            if connection.sync_connection is not None:  # started
+                await _close(connection)
 
 
 DbReadConnection = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]
@@ -80,7 +133,7 @@ async def _raw_connection(conn: HTTPConnection) -> AsyncIterator[Any]:
         pool: BoundedPool = conn.scope["state"][RAW_POOL]
     except KeyError:
         raise ServiceMissing("no raw database pool: is the db plugin enabled with a PostgreSQL url?") from None
-    # a TimeoutError here is answered 503 + Retry-After by core, never a hang
+    # no connection within pool_timeout, or none to be had: DatabaseUnavailable (503), never a hang
     async with pool.acquire() as connection:
         yield connection
 

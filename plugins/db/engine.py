@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, StaticPool
 
 from fastplug.config import Settings
+from fastplug.plugins.db.errors import describe_error
+from fastplug.plugins.db.sessions import note_write
 from fastplug.plugins.db.settings import DbSettings
 
 log = logging.getLogger("fastplug.db")
@@ -210,9 +212,29 @@ def create_engine(conf: DbSettings, counter: QueryCounter) -> AsyncEngine:
         replace_dead_connections(engine, conf.pre_ping_idle)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    elif is_postgres(url):  # which transactions wrote: their commits are checked (plugins/db/sessions.py)
+        event.listen(engine.sync_engine, "before_cursor_execute", note_write)
     counter.attach(engine)
     _ENGINES.add(engine)
     return engine
+
+
+class OneLineCause(logging.Filter):
+    """asyncpg's pool logs each failed attempt to reconnect its ``min_size`` connections with
+    a traceback; while the database is down one line says it all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg, record.args = f"{record.getMessage()}: {describe_error(record.exc_info[1])}", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_asyncpg_pool_log() -> None:
+    """Install :class:`OneLineCause` on asyncpg's pool logger (once per process)."""
+    logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, OneLineCause) for f in logger.filters):
+        logger.addFilter(OneLineCause())
 
 
 async def create_raw_pool(conf: DbSettings) -> Any:
@@ -221,6 +243,8 @@ async def create_raw_pool(conf: DbSettings) -> Any:
     if not (is_postgres(url) and conf.raw_pool.enabled):
         return None
     import asyncpg
+
+    quiet_asyncpg_pool_log()
 
     dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     server_settings = {"application_name": "fastplug-raw"}
@@ -237,5 +261,5 @@ async def create_raw_pool(conf: DbSettings) -> Any:
     except (OSError, asyncpg.PostgresError) as exc:
         # The database is down: start anyway (routes answer 503, /health/ready says why)
         # with a pool that connects on first use.
-        log.warning("db: raw pool could not connect at startup (%s); connecting on first use", type(exc).__name__)
+        log.warning("db: raw pool could not connect at startup: %s; connecting on first use", describe_error(exc))
         return await asyncpg.create_pool(dsn, min_size=0, **options)

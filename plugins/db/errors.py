@@ -1,9 +1,15 @@
-"""Database unavailability becomes 503 + Retry-After, never a hang or a traceback."""
+"""Database errors as answers: unavailable is 503 + Retry-After, anything else a JSON 500.
+
+One classification, :func:`unavailable`, for every path: SQLAlchemy (the driver's error
+wrapped: ``exc.orig``, its ``sqlstate``, the ``__cause__`` chain), the raw asyncpg pool,
+``ReadQuery``, and other plugins (the tasks plugin at shutdown). It runs on error paths only;
+the hot path pays nothing (exception handlers, and ``try`` blocks, are free until they catch).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
@@ -16,45 +22,147 @@ log = logging.getLogger("fastplug.db")
 
 Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
 
+DOWN = "database unavailable"
+BUSY = "database busy: no connection available"
 
-def _unavailable(retry_after: int, detail: str) -> Handler:
+# SQLSTATEs meaning "try again later", besides class 08 (connection exception)
+UNAVAILABLE_SQLSTATES = frozenset(
+    {
+        "57P01",  # admin_shutdown: the server is stopping (fast shutdown)
+        "57P02",  # crash_shutdown: another backend crashed, all are reset
+        "57P03",  # cannot_connect_now: starting up, shutting down, in recovery
+        "57P05",  # idle_session_timeout: the server closed the connection
+        "53000",  # insufficient_resources
+        "53100",  # disk_full
+        "53200",  # out_of_memory
+        "53300",  # too_many_connections
+    }
+)
+# SQLite primary result codes meaning the same: busy, locked, no memory, I/O error, full, cannot open
+UNAVAILABLE_SQLITE = frozenset({5, 6, 7, 10, 13, 14})
+# asyncpg InterfaceError messages of a connection or pool that is gone (others are misuse: a bug)
+CLOSED = ("connection is closed", "pool is closing", "pool is closed")
+# asyncpg's protocol after the server's FATAL (a shutdown) and before it sees the socket close
+STUCK = "cannot switch to state"
+DRIVERS = ("asyncpg", "sqlalchemy", "aiosqlite")
+
+
+class DatabaseUnavailable(ConnectionError):  # noqa: N818 - reads as the condition it is
+    """The database cannot answer now (down, starting or stopping, out of connections, the
+    connection lost, no connection within ``pool_timeout``): 503 + Retry-After. ``reason``
+    is the cause on one line, ``detail`` the response's."""
+
+    def __init__(self, reason: str, detail: str = DOWN) -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what it wraps: a ``DBAPIError``'s ``orig``, else each ``__cause__``."""
+    current: BaseException | None = exc
+    for _ in range(8):  # bounded: a cycle or a pathological chain stops here
+        if current is None:
+            return
+        yield current
+        orig = current.orig if isinstance(current, sa_exc.DBAPIError) else None
+        current = orig if isinstance(orig, BaseException) and orig is not current else current.__cause__
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def _detail(exc: BaseException) -> str | None:
+    """The 503 detail when this one exception (not its causes) means unavailable, else ``None``."""
+    if isinstance(exc, DatabaseUnavailable):
+        return exc.detail
+    if isinstance(exc, sa_exc.TimeoutError):  # the engine's pool (or the gate) had no connection in time
+        return BUSY
+    code = _sqlstate(exc)
+    if code is not None:
+        return DOWN if code.startswith("08") or code in UNAVAILABLE_SQLSTATES else None
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return DOWN
+    if isinstance(exc, OSError):  # refused, reset, unreachable, DNS, a connect or acquire timeout
+        return DOWN
+    sqlite = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(sqlite, int):
+        return DOWN if sqlite & 0xFF in UNAVAILABLE_SQLITE else None
+    if type(exc).__module__.startswith("asyncpg"):
+        name = type(exc).__name__
+        if name == "InterfaceError":
+            return DOWN if any(text in str(exc) for text in CLOSED) else None
+        if name == "InternalClientError" and str(exc).startswith(STUCK):
+            return DOWN
+    return None
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable | None:
+    """``exc`` as a :class:`DatabaseUnavailable` when it means the database cannot answer
+    now, else ``None`` (a bug, a constraint violation...: a real error)."""
+    chain = list(_chain(exc))
+    for link in chain:
+        detail = _detail(link)
+        if detail is not None:
+            return link if isinstance(link, DatabaseUnavailable) else DatabaseUnavailable(one_line(chain[-1]), detail)
+    coded = any(_sqlstate(link) or hasattr(link, "sqlite_errorcode") for link in chain)
+    if isinstance(exc, sa_exc.OperationalError) and not coded:  # a driver that says no more
+        return DatabaseUnavailable(one_line(chain[-1]))
+    return None
+
+
+def raised_by_driver(exc: BaseException) -> bool:
+    """True when ``exc`` passed through the database driver (asyncpg, SQLAlchemy, aiosqlite)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_globals.get("__name__", "")
+        if name.startswith(DRIVERS):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def driver_os_error(exc: OSError) -> DatabaseUnavailable | None:
+    """A bare ``OSError``/``TimeoutError`` the driver raised (connect refused, DNS, timeout)
+    as a :class:`DatabaseUnavailable`; ``None`` for one raised elsewhere (another service a
+    handler called) or one converted already. No handler can tell these apart by type."""
+    if isinstance(exc, DatabaseUnavailable) or not raised_by_driver(exc):
+        return None
+    return DatabaseUnavailable(one_line(exc))
+
+
+def describe_error(exc: BaseException) -> str:
+    """``database unavailable (cause)`` or the error on one line, for a log message."""
+    down = unavailable(exc)
+    return f"{DOWN} ({down.reason})" if down is not None else one_line(exc)
+
+
+def _handler(retry_after: int) -> Handler:
     headers = {"Retry-After": str(retry_after)}
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        cause = exc.orig if isinstance(exc, sa_exc.DBAPIError) and exc.orig is not None else exc
-        log.warning("db unavailable on %s %s: %s", request.method, request.url.path, one_line(cause))
-        return JSONResponse({"detail": detail}, status_code=503, headers=headers)
-
-    return handle
-
-
-def _dbapi_handler(retry_after: int) -> Handler:
-    unavailable = _unavailable(retry_after, "database unavailable")
-
-    async def handle(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, sa_exc.DBAPIError)
-        if exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
-            return await unavailable(request, exc)
-        log.error("database error on %s %s: %s", request.method, request.url.path, one_line(exc.orig or exc))
+        down = unavailable(exc)
+        if down is not None:
+            log.warning("db unavailable on %s %s: %s", request.method, request.url.path, down.reason)
+            return JSONResponse({"detail": down.detail}, status_code=503, headers=headers)
+        log.error("database error on %s %s: %s", request.method, request.url.path, one_line(exc), exc_info=exc)
         return JSONResponse({"detail": "database error"}, status_code=500)
 
     return handle
 
 
 def exception_handlers(retry_after: int) -> dict[type[BaseException], Any]:
-    """Pool timeout and lost/refused connections -> 503; other database errors -> 500.
-
-    (Core already answers a bare ``ConnectionError``/``TimeoutError`` with 503.)
-    """
-    handlers: dict[type[BaseException], Any] = {
-        sa_exc.TimeoutError: _unavailable(retry_after, "database busy: no connection available"),
-        sa_exc.DBAPIError: _dbapi_handler(retry_after),
-    }
+    """Every database error the app can see: 503 + ``Retry-After: retry_after`` when the
+    database is unavailable, else a JSON 500 (never a traceback page, never a dropped
+    connection). Bare ``OSError``s of the driver are converted where the db plugin's code
+    sees them (dependencies, raw pool, reads): see :func:`driver_os_error`."""
+    handle = _handler(retry_after)
+    handlers: dict[type[BaseException], Any] = {DatabaseUnavailable: handle, sa_exc.SQLAlchemyError: handle}
     try:
         import asyncpg
     except ImportError:  # pragma: no cover
         return handlers
-    down = _unavailable(retry_after, "database unavailable")
-    handlers[asyncpg.PostgresConnectionError] = down
-    handlers[asyncpg.InterfaceError] = down
+    for error in (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError):
+        handlers[error] = handle
     return handlers

@@ -1,16 +1,56 @@
-"""The raw asyncpg pool, every acquire bounded in time."""
+"""The raw asyncpg pool, every acquire bounded in time, every failure to get a connection a 503."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from fastplug.core import one_line
+from fastplug.plugins.db.errors import BUSY, DatabaseUnavailable, unavailable
+
+log = logging.getLogger("fastplug.db")
+
+
+class _Acquired:
+    """``async with``: a connection from the pool, or :class:`DatabaseUnavailable` (no
+    connection within the timeout, the server refusing, starting or stopping); returned to
+    the pool at the end, where a failure (a reset on a dead connection) is logged, never
+    raised: the statements ran, their answer stands."""
+
+    __slots__ = ("bounded", "connection")
+
+    def __init__(self, bounded: BoundedPool) -> None:
+        self.bounded = bounded
+        self.connection: Any = None
+
+    async def __aenter__(self) -> Any:
+        bounded = self.bounded
+        try:
+            self.connection = await bounded.pool.acquire(timeout=bounded.timeout)
+        except TimeoutError as exc:
+            raise DatabaseUnavailable(f"no raw connection within {bounded.timeout:g}s", BUSY) from exc
+        except Exception as exc:
+            down = unavailable(exc)
+            if down is None:
+                raise
+            raise down from exc
+        return self.connection
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await self.bounded.pool.release(self.connection)
+        except Exception as exc:  # the pool terminated the connection; a new one replaces it
+            log.warning("db: a raw connection could not be reset, dropped (%s)", one_line(exc))
 
 
 class BoundedPool:
     """The raw ``asyncpg.Pool`` with every acquire bounded by ``[db] pool_timeout``: an
-    exhausted pool raises ``TimeoutError`` (answered 503 + Retry-After by core), never hangs.
+    exhausted or unreachable pool raises :class:`DatabaseUnavailable` (503 + Retry-After),
+    never hangs.
 
     ``fetch``/``fetchrow``/``fetchval``/``execute`` take a connection for one statement,
-    like the pool's own; ``acquire()`` for several; ``pool`` is the asyncpg pool itself.
+    like the pool's own; ``acquire()`` for several; ``pool`` is the asyncpg pool itself
+    (its own acquire has none of this).
     """
 
     __slots__ = ("__weakref__", "pool", "timeout")
@@ -18,22 +58,22 @@ class BoundedPool:
     def __init__(self, pool: Any, timeout: float) -> None:
         self.pool, self.timeout = pool, timeout
 
-    def acquire(self) -> Any:
+    def acquire(self) -> _Acquired:
         """``async with pool.acquire() as connection:``."""
-        return self.pool.acquire(timeout=self.timeout)
+        return _Acquired(self)
 
     async def fetch(self, query: str, *args: Any) -> Any:
-        async with self.pool.acquire(timeout=self.timeout) as connection:
+        async with _Acquired(self) as connection:
             return await connection.fetch(query, *args)
 
     async def fetchrow(self, query: str, *args: Any) -> Any:
-        async with self.pool.acquire(timeout=self.timeout) as connection:
+        async with _Acquired(self) as connection:
             return await connection.fetchrow(query, *args)
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        async with self.pool.acquire(timeout=self.timeout) as connection:
+        async with _Acquired(self) as connection:
             return await connection.fetchval(query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        async with self.pool.acquire(timeout=self.timeout) as connection:
+        async with _Acquired(self) as connection:
             return str(await connection.execute(query, *args))

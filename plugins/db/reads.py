@@ -17,7 +17,9 @@ Executing a Core statement through SQLAlchemy costs ~280 us of Python per statem
 costs ~15 us. The raw path is taken only when it gives the same values: no bind or result
 processor on any column for the asyncpg dialect (checked against the real column types on
 first use), no parameters expanded at execution time (``IN`` lists). Raw statements count in
-``X-DB-Queries`` like the others.
+``X-DB-Queries`` like the others. A database that cannot answer is a
+:class:`~fastplug.plugins.db.errors.DatabaseUnavailable` (or a driver error the db plugin's
+handlers classify) on either path: 503 + Retry-After.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select, sqltypes
 
-from fastplug.core import records, service
+from fastplug.core import one_line, records, service
+from fastplug.plugins.db.errors import DatabaseUnavailable
 from fastplug.plugins.db.gate import NO_GATE
 from fastplug.plugins.db.keys import READER
 from fastplug.plugins.db.rawpool import BoundedPool
@@ -85,9 +88,15 @@ class ReadQuery:
                         reader.count()
                     args = [params[n] if required else params.get(n, value) for n, value, required in self._args]
                     return records(await connection.fetch(self._sql, *args), self.keys)
-        async with reader.gate, reader.engine.connect() as connection:
-            result = await connection.execute(self.statement, params)
-            return records(result.all(), self.keys)
+        async with reader.gate:
+            try:
+                async with reader.engine.connect() as connection:
+                    rows = (await connection.execute(self.statement, params)).all()
+            except DatabaseUnavailable:
+                raise
+            except OSError as exc:  # the driver's, bare: connect refused, DNS, timeout
+                raise DatabaseUnavailable(one_line(exc)) from exc
+        return records(rows, self.keys)
 
     async def first(self, reader: Reader, /, **params: Any) -> dict[str, Any] | None:
         """The first row, or ``None`` (give the statement a ``LIMIT`` when it may match many)."""

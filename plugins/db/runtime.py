@@ -30,7 +30,16 @@ from fastplug.plugins.db.api import (
     FairGate,
     Reader,
 )
-from fastplug.plugins.db.engine import QueryCounter, create_engine, create_raw_pool, db_settings, pool_stats
+from fastplug.plugins.db.engine import (
+    QueryCounter,
+    create_engine,
+    create_raw_pool,
+    db_settings,
+    is_postgres,
+    pool_stats,
+)
+from fastplug.plugins.db.errors import describe_error
+from fastplug.plugins.db.sessions import checked_session_class
 from fastplug.plugins.db.settings import DbSettings
 
 log = logging.getLogger("fastplug.db")
@@ -90,12 +99,15 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
             await migrate(engine, settings, plugins)
         raw_pool = await create_raw_pool(conf)
         read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")  # shares the pool
+        # PostgreSQL: a COMMIT whose answer is lost is looked up, never answered as failed if it was not
+        postgres = is_postgres(make_url(conf.url))
+        session_class = checked_session_class(counter.add, conf.pool_timeout) if postgres else AsyncSession
         gate = FairGate(conf.pool_size + conf.max_overflow, conf.pool_timeout)
         bounded = BoundedPool(raw_pool, conf.pool_timeout) if raw_pool is not None else None
         services: dict[str, Any] = {
             ENGINE: engine,
             READ_ENGINE: read_engine,
-            SESSIONMAKER: async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False),
+            SESSIONMAKER: async_sessionmaker(engine, class_=session_class, expire_on_commit=False),
             GATE: gate,
             READER: Reader(bounded, read_engine, gate, counter.add),
             QUERIES: counter,
@@ -109,7 +121,9 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
             if raw_pool is not None:
                 try:  # a connection still held would make close() wait forever
                     await asyncio.wait_for(raw_pool.close(), conf.pool_timeout)
-                except TimeoutError:
+                except Exception as exc:  # timed out, or the database is gone: drop them
+                    if not isinstance(exc, TimeoutError):
+                        log.warning("plugin 'db' could not close the raw pool cleanly: %s", describe_error(exc))
                     raw_pool.terminate()
         finally:
             await engine.dispose()

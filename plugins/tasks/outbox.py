@@ -121,9 +121,17 @@ class Relay:
     async def run(self) -> None:
         """Relay until cancelled; errors (database or broker down) are logged and retried."""
         self._loop = asyncio.get_running_loop()
-        if self.conf.is_memory:
-            await self.requeue_unfinished()
+        requeue = self.conf.is_memory  # once, retried like a pass while the database is down
         next_poll = time.monotonic() + self._delay()
+        while requeue:
+            try:
+                await self.requeue_unfinished()
+                requeue = False
+            except Exception as exc:
+                self.failures += 1
+                log.warning("tasks: outbox requeue failed (%s); retrying in %.1fs", one_line(exc), self._delay())
+                await asyncio.sleep(self._delay())
+        self.failures = 0
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, next_poll - time.monotonic()))

@@ -1,0 +1,129 @@
+"""PostgreSQL sessions that never answer an error for a transaction that committed.
+
+When the connection is lost while COMMIT is in flight (the server crashed, or stopped just
+after committing), the client cannot tell whether the transaction committed: an error answer
+may then be wrong, and a client retrying the request does it twice. So a session whose
+transaction wrote (an ORM flush, or any statement but a compiled SELECT, on the session's
+connection) reads ``txid_current_if_assigned()`` before COMMIT: one round trip, on write
+transactions only. When COMMIT then fails for want of a database, ``txid_status()`` on a
+new connection (retried while the server comes back, up to ``[db] pool_timeout``) decides:
+committed, and ``commit()`` returns as if it had been acknowledged; aborted, or still
+unknown, and its error stands (503 + Retry-After).
+
+Not covered: commits of ``async with session.begin():`` blocks (they do not go through
+``AsyncSession.commit``) and writes hidden in a ``SELECT`` (``SELECT nextval(...)``,
+a function that writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, event, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
+
+from fastplug.core import one_line
+from fastplug.plugins.db.errors import unavailable
+
+log = logging.getLogger("fastplug.db")
+
+WROTE: weakref.WeakSet[Connection] = weakref.WeakSet()
+"""Connections that ran a statement that may have written (since they were checked out)."""
+XID = "SELECT txid_current_if_assigned()"
+STATUS = text("SELECT txid_status(:xid)").bindparams(bindparam("xid", type_=BigInteger))
+RETRY = 0.1  # seconds between attempts to ask a transaction's status
+
+
+def note_write(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    """``before_cursor_execute`` (PostgreSQL engines): remember a connection that may write."""
+    if context.isinsert or context.isupdate or context.isdelete or context.is_text:
+        WROTE.add(conn)
+
+
+class _Session(Session):
+    """Remembers the connection its current transaction runs on."""
+
+    fastplug_connection: Connection | None = None
+
+
+@event.listens_for(_Session, "after_begin")
+def _began(session: _Session, transaction: Any, connection: Connection) -> None:
+    session.fastplug_connection = connection
+
+
+async def transaction_status(engine: AsyncEngine, xid: int, within: float) -> str | None:
+    """``committed`` or ``aborted`` for transaction ``xid``, asked on a new connection and
+    again while the database is unavailable, for up to ``within`` seconds; else ``None``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            async with asyncio.timeout_at(deadline), engine.connect() as connection:
+                status = await connection.scalar(STATUS, {"xid": xid})
+        except Exception as exc:
+            if loop.time() >= deadline:
+                return None
+            if unavailable(exc) is None:
+                log.warning("db: cannot ask the status of transaction %s (%s)", xid, one_line(exc))
+                return None
+        else:
+            if status != "in progress":  # committed, aborted; None: too old to tell
+                return status  # type: ignore[no-any-return]
+        if loop.time() + RETRY >= deadline:
+            return None
+        await asyncio.sleep(RETRY)
+
+
+class CheckedCommitSession(AsyncSession):
+    """An ``AsyncSession`` whose ``commit()`` resolves a lost answer to COMMIT (see the module)."""
+
+    sync_session_class = _Session
+    resolve_within: float = 5.0
+    count: Callable[[], None] | None = None
+
+    async def commit(self) -> None:
+        sync: _Session = self.sync_session  # type: ignore[assignment]
+        if sync.new or sync.deleted or sync.dirty:
+            await self.flush()  # what commit does first; then whether it wrote is known
+        conn = sync.fastplug_connection
+        if conn is None or conn.closed or conn.invalidated or conn not in WROTE:
+            await super().commit()
+            return
+        if self.count is not None:
+            self.count()
+        xid = await conn.connection.driver_connection.fetchval(XID)
+        if xid is None:  # nothing written after all (text that only read)
+            await super().commit()
+            return
+        try:
+            await super().commit()
+        except Exception as exc:
+            down = unavailable(exc)
+            if down is None:
+                raise
+            await self._discard()
+            status = await transaction_status(self.bind, xid, self.resolve_within)
+            if status != "committed":
+                log.warning("db: no answer to COMMIT (%s); transaction %s %s", down.reason, xid, status or "in doubt")
+                raise
+            log.warning("db: no answer to COMMIT (%s), but transaction %s committed: it stands", down.reason, xid)
+            sync.dispatch.after_commit(sync)  # what a commit does (the outbox wakes its relay)
+
+    async def _discard(self) -> None:
+        """Drop the transaction and its lost connection (never back to the pool)."""
+        try:
+            await self.invalidate()
+        except Exception as exc:
+            log.debug("db: invalidating the session failed (%s)", one_line(exc))
+
+
+def checked_session_class(count: Callable[[], None] | None, within: float) -> type[CheckedCommitSession]:
+    """A :class:`CheckedCommitSession` for one app: its query counter, ``pool_timeout``."""
+    attributes = {"count": staticmethod(count) if count is not None else None, "resolve_within": within}
+    return type("CheckedCommitSession", (CheckedCommitSession,), attributes)
