@@ -125,22 +125,31 @@ def test_serve_is_live_and_sigterm_runs_shutdown_then_exits_0(dists: FakeDists, 
     assert err.index("Shutting down") < err.index("event: probe.stop")
 
 
-def test_sigterm_drains_in_flight_requests(dists: FakeDists, tmp_path: Path) -> None:
-    proc, base = start(dists, tmp_path)
-    result: dict[str, httpx.Response] = {}
+@pytest.mark.parametrize("args", [(), ("--workers", "2")], ids=["uvicorn", "gunicorn"])
+def test_sigterm_drains_in_flight_requests(dists: FakeDists, tmp_path: Path, args: tuple[str, ...]) -> None:
+    """32 requests in flight when SIGTERM arrives: every one is answered, then exit 0."""
+    proc, base = start(dists, tmp_path, *args)
+    results: list[httpx.Response] = []
+
+    def slow() -> None:
+        results.append(httpx.get(f"{base}/slow?seconds=1.5", timeout=10))
+
+    requests = [threading.Thread(target=slow) for _ in range(32)]
     try:
         wait_ready(proc, f"{base}/health/live")
-        request = threading.Thread(target=lambda: result.update(r=httpx.get(f"{base}/slow?seconds=1.5", timeout=10)))
-        request.start()
+        for request in requests:
+            request.start()
         deadline = time.monotonic() + 10
         while httpx.get(f"{base}/in-flight").json() == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
+        time.sleep(0.3)  # the rest of the 32 reach the server too
     finally:
         code, err = stop(proc)
-    request.join(timeout=10)
+    for request in requests:
+        request.join(timeout=10)
     assert code == 0, err
-    assert result["r"].status_code == 200
-    assert result["r"].json() == {"slept": 1.5}
+    assert len(results) == 32
+    assert all(r.status_code == 200 and r.json() == {"slept": 1.5} for r in results)
     assert "event: probe.stop" in err
 
 
