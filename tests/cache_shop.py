@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel
 
 from fastplug.core import PluginInfo, hookimpl
-from fastplug.plugins.cache.api import ResponseCache, cached
+from fastplug.plugins.cache.api import CacheTags, ResponseCache, cached
 
 calls: Counter[str] = Counter()
 router = APIRouter()
@@ -59,6 +59,15 @@ async def update_item(item_id: int, cache: ResponseCache) -> dict[str, int]:
 @cached(ttl=60, tags=["gated"])
 async def gated(name: str) -> dict[str, object]:
     return {"name": name, "calls": await _read_then_wait("gated")}
+
+
+@router.get("/gated-rows/{name}", name="gated-rows")
+@cached(ttl=60)
+async def gated_rows(name: str, tags: CacheTags) -> dict[str, object]:
+    """Tagged by what it read, once it has read it (``row:<name>``)."""
+    seen = await _read_then_wait("gated-rows")
+    tags.append(f"row:{name}")
+    return {"name": name, "calls": seen}
 
 
 @router.get("/gated-swr", name="gated-swr")

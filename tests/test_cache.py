@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -314,7 +315,7 @@ def test_redis_outage_bypasses_then_recovers(
         server.kill()
         server.wait()
         down = [client.get("/items/1") for _ in range(5)]
-        assert client.get("/health/ready").json()["checks"]["cache"]["detail"]["circuit"] == "open"
+        assert client.get("/health/ready").json()["checks"]["cache"]["error"] == "BackendUnavailable: circuit open"
         private_redis()  # back, empty
         time.sleep(0.6)  # the breaker's cool-down
         back = [client.get("/items/1").headers["x-cache"] for _ in range(2)]
@@ -452,3 +453,122 @@ def test_a_waiter_in_another_process_fills_when_the_first_fill_was_not_stored(
     assert (first_answer.headers["x-cache"], first_answer.json()["calls"]) == ("MISS", 1)  # not stored
     assert (waiting_answer.headers["x-cache"], waiting_answer.json()["calls"]) == ("MISS", 2)
     assert (then.headers["x-cache"], then.json()["calls"]) == ("HIT", 2)  # B's fill was stored
+
+
+def test_a_tag_the_handler_adds_after_reading_guards_the_store_too(make: Make) -> None:
+    """``row:a`` is invalidated while the handler runs, before the handler names it: the
+    answer (read before the write) is not stored; the next one is, and the tag drops it."""
+    with LiveServer(make()) as server, ThreadPoolExecutor(1) as pool:
+        url = f"{server.url}/gated-rows/a"
+        first = held_miss(pool, url)
+        httpx.post(f"{server.url}/invalidate", params={"tag": "row:a"})
+        cache_shop.gate.set()
+        first_answer = first.result()
+        labels = [httpx.get(url).headers["x-cache"] for _ in range(2)]
+        httpx.post(f"{server.url}/invalidate", params={"tag": "row:b"})  # another row: kept
+        kept = httpx.get(url).headers["x-cache"]
+        assert httpx.post(f"{server.url}/invalidate", params={"tag": "row:a"}).json() == {"invalidated": 1}
+        dropped = httpx.get(url).headers["x-cache"]
+    assert first_answer.headers["x-cache"] == "MISS"
+    assert labels == ["MISS", "HIT"] and kept == "HIT" and dropped == "MISS"
+
+
+# --- the memory backend shared by the workers of serve --workers N ----------------------------
+
+
+@pytest.fixture
+def shared_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fastplug_settings_file: Path) -> Path:
+    """What ``serve_starting`` sets up before the fork: the generations file, in the env (set
+    after ``fastplug_settings_file`` clears every ``FASTPLUG_*`` variable)."""
+    from fastplug.plugins.cache import shared
+
+    monkeypatch.setenv(shared.ENV, str(tmp_path / "generations"))
+    path = shared.prepare(workers=2)
+    assert path == tmp_path / "generations" and path.stat().st_size == shared.SIZE
+    return path
+
+
+def workers(fastplug_app_factory: Make, prefix: str, count: int = 2) -> list[FastAPI]:
+    """``count`` apps in this process standing for the workers (each its own memory cache)."""
+    settings = settings_for("memory", prefix)
+    return [fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings) for _ in range(count)]
+
+
+def test_shared_memory_an_invalidation_in_one_worker_drops_the_entries_of_all(
+    shared_file: Path, fastplug_app_factory: Make, prefix: str
+) -> None:
+    one, two = workers(fastplug_app_factory, prefix)
+    with TestClient(one) as a, TestClient(two) as b:
+        assert type(cache_of(one).backend).__name__ == "SharedMemoryBackend"
+        assert [a.get("/items/1").headers["x-cache"], b.get("/items/1").headers["x-cache"]] == ["MISS", "MISS"]
+        assert [b.get(p).headers["x-cache"] for p in ("/items/1", "/search?q=x", "/search?q=x")] == [
+            "HIT",
+            "MISS",
+            "HIT",
+        ]
+        assert a.post("/items/1").json() == {"invalidated": 1}  # the one entry of this worker
+        in_b = b.get("/items/1")
+        assert (in_b.headers["x-cache"], in_b.json()["calls"]) == ("MISS", 3)
+        assert b.get("/search?q=x").headers["x-cache"] == "HIT"  # another tag: kept
+        a.post("/invalidate", params={"path": "/search"})
+        assert b.get("/search?q=x").headers["x-cache"] == "MISS"
+
+
+def test_shared_memory_an_invalidation_in_another_worker_while_computed_prevents_the_store(
+    shared_file: Path, fastplug_app_factory: Make, prefix: str
+) -> None:
+    one, two = workers(fastplug_app_factory, prefix)
+    with LiveServer(one) as server, TestClient(two) as writer, ThreadPoolExecutor(1) as pool:
+        first = held_miss(pool, f"{server.url}/gated/a")
+        writer.post("/invalidate", params={"tag": "gated"})
+        cache_shop.gate.set()
+        assert first.result().json()["calls"] == 1
+        again = httpx.get(f"{server.url}/gated/a")
+        then = httpx.get(f"{server.url}/gated/a")
+    assert (again.headers["x-cache"], again.json()["calls"]) == ("MISS", 2)
+    assert (then.headers["x-cache"], then.json()["calls"]) == ("HIT", 2)
+
+
+def test_shared_memory_slots_are_stable_and_writes_locked(shared_file: Path) -> None:
+    from fastplug.plugins.cache.shared import SLOTS, SharedGenerations, slot_of
+
+    assert (slot_of("products"), slot_of("product:1")) == (3606, 17078)  # crc32: the same in every process
+    assert all(1 <= slot_of(f"product:{n}") < SLOTS for n in range(1000))
+    first, second = SharedGenerations(shared_file), SharedGenerations(shared_file)
+    try:
+        clock = first.clock()
+        assert second.bump(["a", "b"]) == clock + 1
+        assert first.view[slot_of("a")] == first.view[slot_of("b")] == first.clock() == clock + 1
+        assert first.bump(["a"]) == clock + 2 and second.view[slot_of("b")] == clock + 1
+    finally:
+        first.close()
+        second.close()
+
+
+# --- an outage: kept invalidations, and the flush past their bound ----------------------------
+
+
+def test_too_many_invalidations_kept_in_an_outage_flush_the_namespace(
+    fastplug_app_factory: Make, prefix: str, private_redis: Callable[[], subprocess.Popen[bytes]]
+) -> None:
+    server = private_redis()
+    url = f"redis://127.0.0.1:{private_redis.port}/0"  # type: ignore[attr-defined]
+    settings = settings_for("redis", prefix, redis_url=url, breaker_failures=100)
+    app = fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)
+    with TestClient(app, raise_server_exceptions=False) as client:  # /invalidate raises, Redis down
+        backend = cache_of(app).backend
+        backend.pending.limit = 2
+        backend.retry_interval = 600  # only the next read applies them
+        for path in ("/items/1", "/search?q=x", "/short"):
+            assert [client.get(path).headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
+        server.send_signal(signal.SIGSTOP)
+        try:
+            for tag in ("a", "b", "c"):  # one more than kept: a flush instead
+                assert client.post("/invalidate", params={"tag": tag}).status_code == 500
+        finally:
+            server.send_signal(signal.SIGCONT)
+        assert backend.pending.flush and not backend.pending.tags
+        after = [client.get(path).headers["x-cache"] for path in ("/items/1", "/search?q=x", "/short")]
+        assert not backend.pending.active
+        assert client.get("/items/1").headers["x-cache"] == "HIT"
+    assert after == ["MISS", "MISS", "MISS"]  # every entry went, whatever its tags

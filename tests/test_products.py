@@ -3,9 +3,13 @@ and its cached reads (memory and the real Redis), invalidated once writes commit
 
 from __future__ import annotations
 
+import logging
+import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -296,7 +300,7 @@ def test_reads_are_cached_and_writes_invalidate_them(client: TestClient) -> None
     listed = client.get(listing)
     assert listed.headers["x-cache"] == "MISS"
     assert [p["id"] for p in listed.json()["items"]] == [created["id"], second["id"]]
-    assert client.get(detail).headers["x-cache"] == "MISS"  # the whole tag went
+    assert client.get(detail).headers["x-cache"] == "HIT"  # a new product changes the pages only
 
 
 def test_failed_and_empty_writes_keep_the_cache(client: TestClient) -> None:
@@ -425,6 +429,141 @@ def test_redis_outage_does_not_fail_writes(make: Make, private_redis: Callable[[
         read = client.get(f"/products/{created['id']}")
     assert patched.status_code == 200 and patched.json()["stock"] == 7
     assert read.status_code == 200 and read.json()["stock"] == 7 and read.headers["x-cache"] == "BYPASS"
+
+
+# --- fine-grained invalidation: per-product tags ---------------------------------------------
+
+SHOP = ("health", "db", "cache", "tasks", "users", "products", "orders")
+
+
+def test_an_order_drops_only_the_answers_showing_its_products(make: Make) -> None:
+    with TestClient(make(plugins=SHOP, products={"page_size": 2})) as client:
+        user = client.post("/users", json={"email": "o@example.com", "name": "O"}).json()["id"]
+        a, b, c = (add(client, product(n))["id"] for n in (10, 11, 12))  # pages: [a, b], [c]
+        first_page = "/products"
+        second_page = client.get(first_page).json()["next_cursor"]
+        second_page = f"/products?cursor={second_page}"
+        for path in (f"/products/{a}", f"/products/{b}", first_page, second_page):
+            assert labels(client, path)[-1] == "HIT"
+        placed = client.post("/orders", json={"user_id": user, "items": [{"product_id": a, "quantity": 4}]})
+        assert placed.status_code == 201, placed.text
+        other = client.get(f"/products/{b}")
+        ordered = client.get(f"/products/{a}")
+        listed = client.get(first_page)
+        untouched = client.get(second_page)  # shows only c
+    assert other.headers["x-cache"] == "HIT" and other.json()["stock"] == 11
+    assert ordered.headers["x-cache"] == "MISS" and ordered.json()["stock"] == 6
+    assert listed.headers["x-cache"] == "MISS" and listed.json()["items"][0]["stock"] == 6
+    assert untouched.headers["x-cache"] == "HIT" and [p["id"] for p in untouched.json()["items"]] == [c]
+
+
+def test_a_patch_drops_its_product_and_a_category_change_every_page(client: TestClient) -> None:
+    a, b = (add(client, product(n))["id"] for n in (1, 2))
+    garden = "/products?category=garden"
+    for path in (f"/products/{a}", f"/products/{b}", garden):
+        labels(client, path)
+    client.patch(f"/products/{a}", json={"name": "renamed"})
+    assert [client.get(f"/products/{b}").headers["x-cache"], client.get(garden).headers["x-cache"]] == ["HIT", "HIT"]
+    assert client.get(f"/products/{a}").headers["x-cache"] == "MISS"
+    client.patch(f"/products/{b}", json={"category": "garden"})  # appears on pages that did not show it
+    moved = client.get(garden)
+    assert moved.headers["x-cache"] == "MISS" and [p["id"] for p in moved.json()["items"]] == [b]
+    assert client.get(f"/products/{a}").headers["x-cache"] == "HIT"
+
+
+def test_the_same_product_under_another_spelling_is_dropped_too(client: TestClient) -> None:
+    """Tags come from the validated id, not the path: /products/007 is product 7's too."""
+    created = add(client, MUG)
+    spelled = f"/products/{created['id']:03d}"
+    assert labels(client, spelled) == ["MISS", "HIT"]
+    client.patch(f"/products/{created['id']}", json={"stock": 1})
+    again = client.get(spelled)
+    assert again.headers["x-cache"] == "MISS" and again.json()["stock"] == 1
+
+
+# --- an outage: invalidations kept and applied once Redis answers ---------------------------
+
+
+def redis_shop(make: Make, url: str, **cache: Any) -> FastAPI:
+    return make(
+        plugins=("health", "db", "redis", "cache", "products"),
+        redis={"url": url},
+        cache={"backend": "redis", "key_prefix": "fptest:products", **cache},  # a private server
+    )
+
+
+@contextmanager
+def paused(server: subprocess.Popen[bytes]) -> Iterator[None]:
+    """SIGSTOP the server (Redis hangs: every operation times out) until the block ends."""
+    server.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        server.send_signal(signal.SIGCONT)
+
+
+def test_a_write_during_an_outage_is_never_served_old_afterwards(
+    make: Make, private_redis: Callable[[], subprocess.Popen[bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis hangs; a read opens the circuit, so the write's invalidation is not even sent.
+    The process that wrote applies it before it reads Redis again (its background retry is
+    put far off here, so nothing else can have applied it)."""
+    server = private_redis()
+    url = f"redis://127.0.0.1:{private_redis.port}/0"  # type: ignore[attr-defined]
+    app = redis_shop(make, url, breaker_failures=1, breaker_cooldown=0.5)
+    with caplog.at_level(logging.INFO, logger="fastplug.cache"), TestClient(app) as client:
+        backend = Runtime.of(app).services["cache"].backend
+        backend.retry_interval = 600
+        created = add(client, MUG)
+        detail = f"/products/{created['id']}"
+        assert labels(client, detail) == ["MISS", "HIT"]
+        with paused(server):
+            during = client.get(detail)  # times out: the circuit opens
+            patched = client.patch(detail, json={"price": "99.00"})
+        assert backend.pending.active
+        after = [client.get(detail)]
+        deadline = time.monotonic() + 10
+        while after[-1].headers["x-cache"] == "BYPASS" and time.monotonic() < deadline:  # the cooldown
+            time.sleep(0.05)
+            after.append(client.get(detail))
+        after.append(client.get(detail))
+    assert (during.headers["x-cache"], during.json()["price"]) == ("BYPASS", "12.50")
+    assert patched.status_code == 200 and patched.json()["price"] == "99.00"
+    assert {a.json()["price"] for a in after} == {"99.00"}  # never the old price
+    assert [a.headers["x-cache"] for a in after if a.headers["x-cache"] != "BYPASS"] == ["MISS", "HIT"]
+    messages = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert any(level == logging.WARNING and "cache invalidation deferred" in text for level, text in messages)
+    opened = [(level, text) for level, text in messages if "Redis circuit open" in text]
+    assert len(opened) == 1 and opened[0][0] == logging.WARNING and "timed out after 0.1s" in opened[0][1]
+    assert [level for level, text in messages if "circuit closed" in text] == [logging.INFO]
+
+
+def test_another_process_sees_a_write_made_during_an_outage(
+    make: Make, private_redis: Callable[[], subprocess.Popen[bytes]]
+) -> None:
+    """B writes while Redis hangs (its circuit open: nothing sent); B's retry applies the
+    invalidation once Redis answers, and A, reading the entry from the shared Redis, then
+    gets the new data."""
+    server = private_redis()
+    url = f"redis://127.0.0.1:{private_redis.port}/0"  # type: ignore[attr-defined]
+    app_a = redis_shop(make, url)
+    app_b = redis_shop(make, url, breaker_failures=1, breaker_cooldown=2.0, invalidation_retry=0.1)
+    with TestClient(app_a) as a, TestClient(app_b) as b:
+        created = add(a, MUG)  # the same database: make() gives both apps this test's URL
+        detail = f"/products/{created['id']}"
+        assert [a.get(detail).headers["x-cache"], b.get(detail).headers["x-cache"]] == ["MISS", "HIT"]
+        with paused(server):
+            assert b.get(detail).headers["x-cache"] == "BYPASS"  # B's circuit opens
+            assert b.patch(detail, json={"price": "77.00"}).status_code == 200
+        backend_b = Runtime.of(app_b).services["cache"].backend
+        deadline = time.monotonic() + 10
+        while backend_b.pending.active and time.monotonic() < deadline:  # the retry, every 0.1 s
+            time.sleep(0.02)
+        assert not backend_b.pending.active, "the kept invalidation was never applied"
+        seen_by_a = [a.get(detail) for _ in range(2)]
+        seen_by_b = b.get(detail)
+    assert [(r.headers["x-cache"], r.json()["price"]) for r in seen_by_a] == [("MISS", "77.00"), ("HIT", "77.00")]
+    assert (seen_by_b.headers["x-cache"], seen_by_b.json()["price"]) == ("HIT", "77.00")  # the retry closed it
 
 
 # --- OpenAPI ------------------------------------------------------------------------------

@@ -2,11 +2,14 @@
 
 Marks: ``fastplug.plugins.cache.api.cached`` on an endpoint, or ``[cache.routes]`` by route name or path
 template. Service ``cache`` (:class:`plugins.cache.service.Cache`, see
-``fastplug.plugins.cache.api``) for invalidation; ``cache.stats`` for metrics.
+``fastplug.plugins.cache.api``) for invalidation; ``cache.stats`` for metrics. With the
+memory backend and ``serve --workers N``, invalidations reach every worker through shared
+memory set up before the fork (``serve_starting``, see ``fastplug.plugins.cache.shared``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,9 +17,20 @@ from typing import Any
 from fastapi import FastAPI
 
 from fastplug.config import Settings
-from fastplug.core import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo, Services, hookimpl
+from fastplug.core import (
+    CheckError,
+    CheckMessage,
+    CheckWarning,
+    HealthCheck,
+    MiddlewareSpec,
+    PluginInfo,
+    Services,
+    hookimpl,
+)
 from fastplug.plugins.cache.api import SERVICE, STATS
 from fastplug.plugins.cache.settings import CacheSettings
+
+SHARED_ENV = "FASTPLUG_CACHE_SHARED"  # fastplug.plugins.cache.shared.ENV, without importing it
 
 
 @hookimpl
@@ -52,8 +66,24 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
             if client is None:
                 raise RuntimeError("[cache] backend = 'redis' needs the redis plugin enabled with [redis] url set")
             backend: Any = RedisBackend(
-                client, conf.key_prefix, conf.op_timeout, conf.breaker_failures, conf.breaker_cooldown
+                client,
+                conf.key_prefix,
+                conf.op_timeout,
+                conf.breaker_failures,
+                conf.breaker_cooldown,
+                conf.retry_interval,
             )
+        elif shared_path := os.environ.get(SHARED_ENV):  # a worker of serve --workers N
+            from fastplug.plugins.cache.shared import SharedGenerations, SharedMemoryBackend
+
+            try:
+                shared = SharedGenerations(shared_path)
+            except OSError as exc:
+                raise RuntimeError(
+                    f"[cache] cannot map the generations shared by the workers ({exc}); use backend = 'redis',"
+                    " or one worker"
+                ) from None
+            backend = SharedMemoryBackend(conf.max_entries, conf.max_bytes, shared)
         else:
             backend = MemoryBackend(conf.max_entries, conf.max_bytes)
         cache = Cache(conf, backend, routes_of(app))
@@ -66,19 +96,32 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
 
 
 async def _health(services: Services) -> dict[str, Any]:
+    """Redis: an open circuit fails at once (no network call), else one PING under ``op_timeout``
+    (outside the breaker: probes neither open nor close it)."""
     cache = services.require(SERVICE)
     backend = cache.backend
     detail: dict[str, Any] = {"backend": type(backend).__name__, **cache.stats.as_dict()}
     if hasattr(backend, "open_until"):
+        import asyncio
         import time
 
-        detail["circuit"] = "open" if backend.open_until > time.monotonic() else "closed"
+        from fastplug.plugins.cache.backends import BackendUnavailable
+
+        if backend.open_until > time.monotonic():
+            raise BackendUnavailable("circuit open")
+        try:
+            async with asyncio.timeout(backend.op_timeout):
+                await backend.client.ping()
+        except TimeoutError:
+            raise BackendUnavailable(f"Redis timed out after {backend.op_timeout:g}s (op_timeout)") from None
+        detail["circuit"] = "closed"
     return detail
 
 
 @hookimpl
-def register_health_checks() -> Sequence[HealthCheck]:
-    return [HealthCheck("cache", _health)]
+def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
+    # Critical only when the cache fails closed: failing open, requests bypass a broken cache.
+    return [HealthCheck("cache", _health, critical=not settings.section("cache", CacheSettings).fail_open)]
 
 
 @hookimpl(optionalhook=True)
@@ -90,10 +133,19 @@ def register_metrics(registry: Any, runtime: Any) -> None:
 
 
 @hookimpl
+def serve_starting(settings: Settings, workers: int) -> None:
+    """Memory backend, several workers: the generations file they share (or a one-line refusal)."""
+    if settings.section("cache", CacheSettings).backend == "memory":
+        from fastplug.plugins.cache.shared import prepare
+
+        prepare(workers)
+
+
+@hookimpl
 def check(settings: Settings) -> Sequence[CheckMessage]:
     conf = settings.section("cache", CacheSettings)
     if conf.backend != "redis":
-        return []
+        return _check_memory(settings.core.server.workers)
     redis_conf = settings.sections.get("redis")
     if redis_conf is None or getattr(redis_conf, "url", None) is None:
         return [
@@ -104,3 +156,31 @@ def check(settings: Settings) -> Sequence[CheckMessage]:
             )
         ]
     return []
+
+
+def _check_memory(workers: int) -> list[CheckMessage]:
+    """Several workers on the memory backend: each keeps its own entries."""
+    if workers <= 1:
+        return []
+    from fastplug.plugins.cache.shared import probe
+
+    problem = probe()
+    if problem is not None:
+        return [
+            CheckError(
+                f"[cache] backend = 'memory' with [server] workers = {workers}, and shared memory cannot be set up"
+                f" ({problem}): serve would refuse to start",
+                "cache.E002",
+                "use backend = 'redis', or workers = 1",
+            )
+        ]
+    return [
+        CheckWarning(
+            f"[cache] backend = 'memory' with [server] workers = {workers}: each worker keeps its own entries;"
+            " `manage.py serve` shares invalidations between them (shared memory), but served any other way"
+            " (gunicorn or uvicorn --workers directly) a worker serves what another worker's writes changed"
+            " until the ttl",
+            "cache.W001",
+            "serve with manage.py serve, or use backend = 'redis' (entries shared by every process)",
+        )
+    ]

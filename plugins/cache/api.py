@@ -6,15 +6,25 @@ Mark a route cacheable without depending on the cache plugin::
 
     @router.get("/products/{product_id}")
     @cached(ttl=600, tags=["products"])
-    async def get_product(product_id: int) -> ProductOut: ...
+    async def get_product(product_id: int, tags: CacheTags) -> ProductOut:
+        tags.append(f"product:{product_id}")  # what this answer depends on, once known
+        ...
 
 and invalidate after writes, from a handler::
 
     async def update_product(..., cache: ResponseCache) -> ...:
         ...
-        await cache.invalidate(tags=["products"])
+        await cache.invalidate(tags=[f"product:{product_id}"])
 
-Without the cache plugin, ``@cached`` changes nothing and ``ResponseCache`` answers 503.
+An entry's tags are the route's (``@cached(tags=...)``, static), its route name and path
+(``route:<name>``, ``path:<path>``), and whatever its handler appended to :data:`CacheTags`
+while computing it: tags from the data read (a page tags each row it shows), so a write
+invalidates only the answers that showed what it changed. Those are checked by the fill's
+compare-and-set like the others: a tag invalidated while the handler ran (even before the
+handler appended it) keeps the answer from being stored.
+
+Without the cache plugin, ``@cached`` changes nothing, ``CacheTags`` is a list nobody reads
+and ``ResponseCache`` answers 503.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ SERVICE = "cache"
 """The service key of the :class:`CacheService`."""
 STATS = "cache.stats"
 """The service key of the cache's hit/miss counters (for metrics)."""
+TAGS = "cache.response_tags"
+"""Where (``scope["state"]``) the middleware puts the list :data:`CacheTags` gives, during a fill."""
 MARK = "__fastplug_cache__"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -74,6 +86,16 @@ def policy_of(endpoint: Callable[..., Any]) -> CachePolicy | None:
     return getattr(endpoint, MARK, None)
 
 
+async def _response_tags(conn: HTTPConnection) -> list[str]:
+    tags = conn.scope.get("state", {}).get(TAGS)
+    return [] if tags is None else tags  # type: ignore[no-any-return]
+
+
+CacheTags = Annotated[list[str], Depends(_response_tags)]
+"""Tags of the answer being computed, beyond its route's: append the ones that depend on
+what the handler read (``tags.append(f"product:{row.id}")``). Filled in on cache misses
+only; otherwise (a route not cached, no cache plugin) a throwaway list."""
+
 ResponseCache = service(SERVICE, object)
 """The cache plugin's :class:`CacheService` for handlers (``await cache.invalidate(tags=[...])``)."""
 
@@ -96,13 +118,20 @@ async def invalidate_committed(
 ) -> None:
     """Invalidate after a write has committed (earlier, a concurrent reader could cache the
     old rows again), through :data:`OptionalCache`: nothing without the cache plugin, and a
-    cache that is down is logged, not raised (the write stands; entries expire on their ttl)."""
+    cache that is down is logged, not raised (the write stands). The backend keeps what it
+    could not apply and applies it before this process reads from it again, and in the
+    background as soon as it answers (``RedisBackend``)."""
     if cache is None:
         return
     try:
         await cache.invalidate(tags=tags, routes=routes, paths=paths)
     except Exception as exc:
-        log.warning("cache invalidation failed (%s); the entries expire on their ttl", type(exc).__name__)
+        from fastplug.plugins.cache.backends import BackendUnavailable
+
+        if isinstance(exc, BackendUnavailable):
+            log.warning("cache invalidation deferred (%s): kept, applied when the cache backend answers", exc)
+        else:
+            log.warning("cache invalidation failed (%s); the entries expire on their ttl", type(exc).__name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -1,15 +1,20 @@
 """Where entries live: process memory (LRU, bounded) or Redis (shared, with a breaker).
 
-Fills are guarded by generations: every invalidation gives each tag (and each key) it
-names a new generation. A miss snapshots the generations of its entry's tags and key
-*before* the handler runs (with the fill lock, in the same round trip), and the store is
-a compare-and-set against that snapshot: an entry whose data may predate an invalidation
-that happened while it was being computed is not stored.
+Fills are guarded by generations. Every invalidation takes the next value of one clock
+(per process in memory, one ``INCR`` counter in Redis, one shared slot across the workers
+of ``serve --workers N``, see :mod:`fastplug.plugins.cache.shared`) and gives it to each tag
+and key it names. A miss reads the clock *before* its handler runs (with the fill lock, in
+the same round trip): that is its snapshot. The store is a compare-and-set: an entry is not
+stored if any of its tags or its key got a generation above the snapshot, i.e. was
+invalidated while the answer was computed. Tags a handler adds once it knows what it read
+(``CacheTags``, e.g. the product ids on a page) are checked the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -17,12 +22,18 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from fastplug.plugins.cache.entry import Entry
+from fastplug.plugins.cache.pending import PendingInvalidations
 
 T = TypeVar("T")
-Snapshot = Sequence[Any]
-"""Generations of an entry's tags and key, as read before its handler ran (opaque)."""
+Snapshot = int
+"""The invalidation clock as read before a fill's handler ran."""
 GENERATION_TTL_MS = 24 * 3600 * 1000
 """How long Redis remembers a tag's last invalidation (longer than any fill can take)."""
+FLUSH = "flush:"
+"""The generation name every entry is checked against: a flush of the whole namespace."""
+INVALIDATE_CHUNK = 256
+"""Names per invalidation script when pending ones are applied."""
+log = logging.getLogger("fastplug.cache")
 
 
 class BackendUnavailable(Exception):  # noqa: N818 - names the condition
@@ -34,19 +45,20 @@ class Backend(Protocol):
 
     async def get(self, key: str) -> Entry | None: ...
     async def set(self, key: str, entry: Entry, tags: Sequence[str], snapshot: Snapshot | None = None) -> bool:
-        """Store (unless ``snapshot`` is given and a generation changed since): stored?"""
+        """Store (unless ``snapshot`` is given and a tag or the key was invalidated since): stored?"""
         ...
 
     async def invalidate(self, tags: Iterable[str], keys: Iterable[str]) -> int: ...
-    async def snapshot(self, key: str, tags: Sequence[str]) -> Snapshot:
-        """The current generations of ``tags`` and ``key``."""
+    async def snapshot(self) -> Snapshot:
+        """The invalidation clock now."""
         ...
 
-    async def lock(self, key: str, ttl: float, tags: Sequence[str] = ()) -> tuple[str | None, Snapshot]:
-        """Try the fill lock; with the generations snapshot taken at the same time."""
+    async def lock(self, key: str, ttl: float) -> tuple[str | None, Snapshot]:
+        """Try the fill lock; with the clock read at the same time."""
         ...
 
     async def unlock(self, key: str, token: str) -> None: ...
+    async def close(self) -> None: ...
 
 
 class MemoryBackend:
@@ -80,20 +92,23 @@ class MemoryBackend:
     async def get(self, key: str) -> Entry | None:
         return self.get_now(key)
 
-    def _names(self, key: str, tags: Sequence[str]) -> list[str]:
-        return [*tags, f"key:{key}"]
+    async def snapshot(self) -> Snapshot:
+        return self._clock
 
-    def _current(self, key: str, tags: Sequence[str]) -> list[int]:
+    def _unchanged_since(self, snapshot: Snapshot, key: str, tags: Sequence[str]) -> bool:
         generations, floor = self._generations, self._floor
-        return [generations.get(name, floor) for name in self._names(key, tags)]
-
-    async def snapshot(self, key: str, tags: Sequence[str]) -> Snapshot:
-        return self._current(key, tags)
+        if floor > snapshot:
+            return False
+        return all(generations.get(name, floor) <= snapshot for name in (*tags, f"key:{key}"))
 
     async def set(self, key: str, entry: Entry, tags: Sequence[str], snapshot: Snapshot | None = None) -> bool:
         # compare-and-set: nothing awaited between the check and the store (one event loop)
-        if snapshot is not None and list(snapshot) != self._current(key, tags):
+        if snapshot is not None and not self._unchanged_since(snapshot, key, tags):
             return False
+        self._store(key, entry, tags)
+        return True
+
+    def _store(self, key: str, entry: Entry, tags: Sequence[str]) -> None:
         self._drop(key)
         self._entries[key] = entry
         self._key_tags[key] = tuple(tags)
@@ -102,7 +117,6 @@ class MemoryBackend:
         self.size += len(entry.body) + 512
         while self._entries and (len(self._entries) > self.max_entries or self.size > self.max_bytes):
             self._drop(next(iter(self._entries)))
-        return True
 
     def _drop(self, key: str) -> bool:
         entry = self._entries.pop(key, None)
@@ -117,6 +131,12 @@ class MemoryBackend:
                     del self._tags[tag]
         return True
 
+    def _drop_tagged(self, tags: Sequence[str], keys: Sequence[str]) -> int:
+        doomed = set(keys)
+        for tag in tags:
+            doomed |= self._tags.get(tag, set())
+        return sum(self._drop(key) for key in doomed)
+
     async def invalidate(self, tags: Iterable[str], keys: Iterable[str]) -> int:
         keys, tags = list(keys), list(tags)
         names = [*tags, *(f"key:{key}" for key in keys)]
@@ -126,25 +146,28 @@ class MemoryBackend:
         self._clock += 1
         for name in names:
             self._generations[name] = self._clock
-        doomed = set(keys)
-        for tag in tags:
-            doomed |= self._tags.get(tag, set())
-        return sum(self._drop(key) for key in doomed)
+        return self._drop_tagged(tags, keys)
 
-    async def lock(self, key: str, ttl: float, tags: Sequence[str] = ()) -> tuple[str | None, Snapshot]:
+    async def lock(self, key: str, ttl: float) -> tuple[str | None, Snapshot]:
         # one process: the in-process single flight is enough
-        return "local", self._current(key, tags)
+        return "local", self._clock
 
     async def unlock(self, key: str, token: str) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
 
-# KEYS: entry, its n tag indexes, then the m generations of its snapshot (if conditional)
-# ARGV: value, px, expiry score, now ms, n, then the m generations expected ('' = none)
+
+# KEYS: entry, its n tag indexes, then the m generations to check (if conditional)
+# ARGV: value, px, expiry score, now ms, n, then the snapshot (if conditional)
 _SET = """
 local n = tonumber(ARGV[5])
-for i = 1, #KEYS - 1 - n do
-  if (redis.call('GET', KEYS[1 + n + i]) or '') ~= ARGV[5 + i] then return 0 end
+if #KEYS > n + 1 then
+  local snapshot = tonumber(ARGV[6])
+  for i = n + 2, #KEYS do
+    if tonumber(redis.call('GET', KEYS[i]) or '0') > snapshot then return 0 end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for i = 2, n + 1 do
@@ -155,9 +178,9 @@ for i = 2, n + 1 do
 end
 return 1
 """
-# KEYS: the generation counter, then n (tag index, tag generation) pairs, then
-# k (entry, entry generation) pairs. ARGV: n, k, generation ttl ms.
-# Every name gets the counter's next value: unique, so a generation never comes back.
+# KEYS: the clock, then n (tag index, tag generation) pairs, then k (entry, entry
+# generation) pairs. ARGV: n, k, generation ttl ms.
+# Every name gets the clock's next value: unique and increasing, never seen by a fill before.
 _INVALIDATE = """
 local n, k = tonumber(ARGV[1]), tonumber(ARGV[2])
 local generation = redis.call('INCR', KEYS[1])
@@ -174,16 +197,36 @@ for i = n + 1, n + k do
 end
 return removed
 """
-# KEYS: the lock, then generations. ARGV: token, px. Returns {locked, generations...}.
+# KEYS: the clock, the flush generation. ARGV: generation ttl ms. No fill in flight stores.
+_FLUSH = """
+local generation = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], generation, 'PX', ARGV[1])
+return generation
+"""
+# KEYS: the lock, the clock. ARGV: token, px. Returns {locked, clock}.
 _LOCK = """
-local result = {redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0}
-for i = 2, #KEYS do result[i] = redis.call('GET', KEYS[i]) or '' end
-return result
+local locked = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+return {locked, redis.call('GET', KEYS[2]) or ''}
 """
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def _reason(exc: BaseException, op_timeout: float) -> str:
+    """Why an operation failed, on one line, credentials in URLs masked."""
+    if isinstance(exc, TimeoutError):
+        return f"timed out after {op_timeout:g}s (op_timeout)"
+    text = _CREDENTIALS.sub("***@", " ".join(str(exc).split()))[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # shared by callers that may all be gone: never "never retrieved"
 
 
 class RedisBackend:
@@ -191,19 +234,42 @@ class RedisBackend:
 
     Tags are sorted sets of keys scored by expiry (pruned on write, expiring with their
     last member). A circuit breaker stops calling a failing Redis for ``cooldown``
-    seconds after ``failures`` consecutive errors, then lets one call through.
+    seconds after ``failures`` consecutive errors, then lets calls through again; its
+    opening is logged at WARNING (with the reason), its closing at INFO.
+
+    An invalidation that fails is kept (:class:`PendingInvalidations`, bounded: past it, a
+    flush of the namespace) and applied before this process uses Redis for anything else
+    (a get, a fill): the process that wrote never serves the old entry. A background retry
+    applies it every ``retry_interval`` seconds until Redis answers, through an open circuit
+    (its success closes it), so other processes, reading the shared Redis, stop seeing the
+    old entries at most ``retry_interval + op_timeout`` after Redis answers again.
     """
 
-    def __init__(self, client: Any, prefix: str, op_timeout: float, failures: int, cooldown: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        op_timeout: float,
+        failures: int,
+        cooldown: float,
+        retry_interval: float = 0.5,
+    ) -> None:
         self.client, self.prefix, self.op_timeout = client, prefix, op_timeout
-        self.max_failures, self.cooldown = failures, cooldown
+        self.max_failures, self.cooldown, self.retry_interval = failures, cooldown, retry_interval
         self.failures = 0
-        self.open_until = 0.0
+        self.open_until = 0.0  # non-zero while the circuit is open (or letting calls try again)
         self.errors = 0
+        self.pending = PendingInvalidations()
+        self.clock_key = f"{prefix}:gen"
+        self._opened_at = 0.0
+        self._applying: asyncio.Future[None] | None = None
+        self._retrying: asyncio.Task[None] | None = None
+        self._entries = _GLOB.sub(r"\\\1", prefix) + ":" + "[0-9a-f]" * 64  # keys.request_key's
         self._batch: list[tuple[str, asyncio.Future[bytes | None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._set = client.register_script(_SET)
         self._invalidate = client.register_script(_INVALIDATE)
+        self._flush_script = client.register_script(_FLUSH)
         self._unlock = client.register_script(_UNLOCK)
         self._lock = client.register_script(_LOCK)
 
@@ -215,24 +281,35 @@ class RedisBackend:
         """Where a tag's (or ``key:<key>``'s) generation is kept."""
         return f"{self.prefix}:gen:{name}"
 
-    def _generation_keys(self, key: str, tags: Sequence[str]) -> list[str]:
-        return [*(self.generation_key(t) for t in tags), self.generation_key(f"key:{key}")]
-
-    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        if self.open_until and time.monotonic() < self.open_until:
+    async def _call(self, operation: Callable[[], Awaitable[T]], probe: bool = False) -> T:
+        if not probe and self.open_until and time.monotonic() < self.open_until:
             raise BackendUnavailable("circuit open")
         try:
             async with asyncio.timeout(self.op_timeout):
                 result = await operation()
         except Exception as exc:
-            self.errors += 1
-            self.failures += 1
-            if self.failures >= self.max_failures:
-                self.open_until = time.monotonic() + self.cooldown
-            raise BackendUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise self._failed(exc) from exc
         self.failures = 0
-        self.open_until = 0.0
+        if self.open_until:
+            self.open_until = 0.0
+            log.info("cache: Redis answers again after %.1fs; circuit closed", time.monotonic() - self._opened_at)
         return result
+
+    def _failed(self, exc: Exception) -> BackendUnavailable:
+        reason = _reason(exc, self.op_timeout)
+        self.errors += 1
+        self.failures += 1
+        if self.failures >= self.max_failures:
+            if not self.open_until:
+                self._opened_at = time.monotonic()
+                log.warning(
+                    "cache: Redis circuit open after %d failure(s) in a row (%s); requests bypass the cache for %gs",
+                    self.failures,
+                    reason,
+                    self.cooldown,
+                )
+            self.open_until = time.monotonic() + self.cooldown
+        return BackendUnavailable(reason)
 
     async def get(self, key: str) -> Entry | None:
         """Reads are pipelined automatically: the gets of one event-loop turn go to Redis as
@@ -259,6 +336,8 @@ class RedisBackend:
     async def _mget(self, batch: list[tuple[str, asyncio.Future[bytes | None]]]) -> None:
         keys = [key for key, _ in batch]
         try:
+            if self.pending.active:  # no entry is read before the kept invalidations are applied
+                await self._settle()
             values = await self._call(lambda: self.client.mget(keys))
         except BackendUnavailable as exc:
             for _, future in batch:
@@ -270,37 +349,122 @@ class RedisBackend:
                 future.set_result(value)
 
     async def set(self, key: str, entry: Entry, tags: Sequence[str], snapshot: Snapshot | None = None) -> bool:
+        if self.pending.active:
+            await self._settle()
         lifetime = entry.ttl + entry.stale
         expires_ms = int((entry.stored_at + lifetime) * 1000)
-        args = [entry.encode(), max(int(lifetime * 1000), 1), expires_ms, int(time.time() * 1000), len(tags)]
+        args: list[Any] = [entry.encode(), max(int(lifetime * 1000), 1), expires_ms, int(time.time() * 1000), len(tags)]
         keys = [key, *(self.tag_key(t) for t in tags)]
         if snapshot is not None:  # checked and stored atomically, inside the script
-            keys += self._generation_keys(key, tags)
-            args += list(snapshot)
+            keys += [self.generation_key(name) for name in (*tags, f"key:{key}", FLUSH)]
+            args.append(snapshot)
         return bool(await self._call(lambda: self._set(keys=keys, args=args)))
 
     async def invalidate(self, tags: Iterable[str], keys: Iterable[str]) -> int:
+        """Drop the entries of ``tags`` and ``keys``; if Redis fails, they are kept and
+        applied later (see the class), and :class:`BackendUnavailable` is raised."""
         tags, plain = list(tags), list(keys)
         if not tags and not plain:
             return 0
-        script_keys = [f"{self.prefix}:gen"]
+        try:
+            if self.pending.active:
+                await self._settle()
+            return await self._invalidate_now(tags, plain)
+        except BackendUnavailable:
+            self.pending.add(tags, plain)
+            self._retry_soon()
+            raise
+
+    async def _invalidate_now(self, tags: Sequence[str], plain: Sequence[str], probe: bool = False) -> int:
+        script_keys = [self.clock_key]
         for tag in tags:
             script_keys += [self.tag_key(tag), self.generation_key(tag)]
         for key in plain:
             script_keys += [key, self.generation_key(f"key:{key}")]
         args = [len(tags), len(plain), GENERATION_TTL_MS]
-        return int(await self._call(lambda: self._invalidate(keys=script_keys, args=args)))
+        return int(await self._call(lambda: self._invalidate(keys=script_keys, args=args), probe))
 
-    async def snapshot(self, key: str, tags: Sequence[str]) -> Snapshot:
-        values = await self._call(lambda: self.client.mget(self._generation_keys(key, tags)))
-        return [b"" if value is None else value for value in values]
+    async def _settle(self, probe: bool = False) -> None:
+        """Apply the kept invalidations (one application at a time, shared by its callers)."""
+        applying = self._applying
+        if applying is None or applying.done():
+            applying = self._applying = asyncio.ensure_future(self._apply_pending(probe))
+            applying.add_done_callback(_retrieve)
+        await asyncio.shield(applying)
 
-    async def lock(self, key: str, ttl: float, tags: Sequence[str] = ()) -> tuple[str | None, Snapshot]:
-        """One round trip: SET NX of the lock, and the generations (whether locked or not)."""
+    async def _apply_pending(self, probe: bool) -> None:
+        flush, tags, keys = self.pending.take()
+        if not (flush or tags or keys):  # applied by a call that ended meanwhile
+            return
+        if flush:
+            await self._flush_namespace(probe)
+            self.pending.done(flush, tags, keys)
+        else:
+            for i in range(0, len(tags), INVALIDATE_CHUNK):
+                chunk = tags[i : i + INVALIDATE_CHUNK]
+                await self._invalidate_now(chunk, (), probe)
+                self.pending.done(0, chunk, ())
+            for i in range(0, len(keys), INVALIDATE_CHUNK):
+                chunk = keys[i : i + INVALIDATE_CHUNK]
+                await self._invalidate_now((), chunk, probe)
+                self.pending.done(0, (), chunk)
+        log.info(
+            "cache: invalidations kept during the outage applied (%s)",
+            "every entry dropped" if flush else f"{len(tags)} tags, {len(keys)} keys",
+        )
+
+    async def _flush_namespace(self, probe: bool) -> None:
+        """Every entry of this prefix goes; fills in flight are not stored (the flush generation)."""
+        flush_keys = [self.clock_key, self.generation_key(FLUSH)]
+        await self._call(lambda: self._flush_script(keys=flush_keys, args=[GENERATION_TTL_MS]), probe)
+        cursor = 0
+        while True:
+            cursor, found = await self._call(
+                lambda at=cursor: self.client.scan(at, match=self._entries, count=1000), probe
+            )
+            if found:
+                await self._call(lambda doomed=found: self.client.unlink(*doomed), probe)
+            if not cursor:
+                return
+
+    def _retry_soon(self) -> None:
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.get_running_loop().create_task(self._retry())
+
+    async def _retry(self) -> None:
+        while self.pending.active:
+            await asyncio.sleep(self.retry_interval)
+            try:
+                await self._settle(probe=True)
+            except BackendUnavailable as exc:
+                log.debug("cache: kept invalidations not applied yet: %s", exc)
+
+    async def snapshot(self) -> Snapshot:
+        if self.pending.active:
+            await self._settle()
+        return int(await self._call(lambda: self.client.get(self.clock_key)) or 0)
+
+    async def lock(self, key: str, ttl: float) -> tuple[str | None, Snapshot]:
+        """One round trip: SET NX of the lock, and the clock (whether locked or not)."""
+        if self.pending.active:
+            await self._settle()
         token = uuid.uuid4().hex
-        keys = [f"{key}:lock", *self._generation_keys(key, tags)]
-        locked, *generations = await self._call(lambda: self._lock(keys=keys, args=[token, max(int(ttl * 1000), 1)]))
-        return (token if locked else None), generations
+        keys = [f"{key}:lock", self.clock_key]
+        locked, clock = await self._call(lambda: self._lock(keys=keys, args=[token, max(int(ttl * 1000), 1)]))
+        return (token if locked else None), int(clock or 0)
 
     async def unlock(self, key: str, token: str) -> None:
         await self._call(lambda: self._unlock(keys=[f"{key}:lock"], args=[token]))
+
+    async def close(self) -> None:
+        """Stop retrying; say what could not be applied."""
+        for task in (self._retrying, self._applying):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self.pending.active:
+            log.warning(
+                "cache: invalidations kept during the outage not applied at shutdown (%s); their entries expire "
+                "on their ttl",
+                "a flush" if self.pending.flush else f"{len(self.pending)} tags and keys",
+            )

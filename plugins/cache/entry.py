@@ -30,7 +30,9 @@ UNSTORED = frozenset(
 
 @dataclass(slots=True)
 class Entry:
-    """A cached response. ``head`` is the response-start headers, ready to send on a hit."""
+    """A cached response. ``head`` is the response-start headers, ready to send on a hit;
+    ``guard`` the ``(slot, generation)`` pairs a shared-memory backend checks on a hit, and
+    ``checked`` the shared clock when they last matched (unchanged since: nothing to check)."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
@@ -40,6 +42,8 @@ class Entry:
     ttl: float
     stale: float = 0.0
     head: list[tuple[bytes, bytes]] = field(default_factory=list)
+    guard: tuple[tuple[int, int], ...] = ()
+    checked: int = -1
 
     def age(self, now: float) -> float:
         """Seconds since the entry was stored."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastplug.plugins.cache.api import SERVICE
+from fastplug.plugins.cache.api import SERVICE, TAGS
 from fastplug.plugins.cache.backends import BackendUnavailable, Snapshot
 from fastplug.plugins.cache.entry import Entry, build_entry
 from fastplug.plugins.cache.keys import accepted_coding, request_key, sorted_query
@@ -220,11 +220,10 @@ class CacheMiddleware:
         key: str,
         policy: RoutePolicy,
     ) -> Entry | None:
-        tags = _tags(scope, policy)
         try:
-            # the generations are read here, before the handler reads anything: the store
-            # is skipped if any of them moves before it (see backends)
-            token, snapshot = await cache.backend.lock(key, self.lock_timeout, tags)
+            # the clock is read here, before the handler reads anything: the store is skipped
+            # if any of the entry's tags or its key is invalidated after it (see backends)
+            token, snapshot = await cache.backend.lock(key, self.lock_timeout)
             if token is None:  # another process fills it: wait for its entry
                 deadline = time.monotonic() + self.lock_timeout
                 delay = 0.005
@@ -238,7 +237,7 @@ class CacheMiddleware:
                         return entry
                     # no entry: if the lock is free, that fill ended without storing (an
                     # invalidation came meanwhile, or it failed): this request fills instead
-                    token, snapshot = await cache.backend.lock(key, self.lock_timeout, tags)
+                    token, snapshot = await cache.backend.lock(key, self.lock_timeout)
                     if token is not None:
                         break
         except BackendUnavailable as exc:
@@ -271,6 +270,10 @@ class CacheMiddleware:
         client_send = send if headers is not None else None
         captured = _Captured()
         stored = False
+        state = scope.get("state")
+        added: list[str] = []  # CacheTags: tags the handler found in what it read
+        if state is not None:
+            state[TAGS] = added
         try:
             streamed = await self._capture(scope, receive, client_send, captured)
         except Exception:
@@ -296,7 +299,7 @@ class CacheMiddleware:
             )
             stored = True
             try:
-                stored = await cache.backend.set(key, entry, _tags(scope, policy), snapshot)
+                stored = await cache.backend.set(key, entry, (*_tags(scope, policy), *added), snapshot)
             except BackendUnavailable as exc:
                 cache.stats.error += 1
                 log.debug("cache store failed: %s", exc)
@@ -342,7 +345,7 @@ class CacheMiddleware:
         if key in cache.flights:
             return
         flight = cache.flights[key] = asyncio.get_running_loop().create_future()
-        background = {**scope, "headers": list(scope["headers"])}
+        background = {**scope, "headers": list(scope["headers"]), "state": dict(scope.get("state", {}))}
         received = asyncio.Event()
 
         async def receive() -> Message:
@@ -354,7 +357,7 @@ class CacheMiddleware:
         async def refresh() -> None:
             entry = None
             try:
-                snapshot = await cache.backend.snapshot(key, _tags(scope, policy))
+                snapshot = await cache.backend.snapshot()
                 entry = await self._run_and_store(cache, background, receive, _discard, None, key, policy, snapshot)
             except BackendUnavailable as exc:
                 cache.stats.error += 1
@@ -371,8 +374,9 @@ class CacheMiddleware:
 
 
 def _tags(scope: Scope, policy: RoutePolicy) -> tuple[str, ...]:
-    """An entry's tags: the route's, plus its route name and path (so that invalidation by
-    route or path is invalidation by tag, generations included)."""
+    """An entry's static tags: the route's, plus its route name and path (so that invalidation
+    by route or path is invalidation by tag, generations included). The handler's
+    ``CacheTags`` are added to them once it has run."""
     return (*policy.tags, f"route:{policy.name}", f"path:{scope['path']}")
 
 

@@ -130,7 +130,10 @@ class Cache:
         paths: Iterable[str] = (),
         keys: Iterable[str] = (),
     ) -> int:
-        """Drop entries by tag, route name, request path (all its variants) or key."""
+        """Drop entries by tag, route name, request path (all its variants) or key.
+
+        Raises :class:`BackendUnavailable` when the backend is down; the invalidation is then
+        kept by the backend and applied as soon as it answers (see ``RedisBackend``)."""
         all_tags = [*tags, *(f"route:{r}" for r in routes), *(f"path:{p}" for p in paths)]
         try:
             return await self.backend.invalidate(all_tags, keys)
@@ -139,9 +142,10 @@ class Cache:
             raise
 
     async def close(self) -> None:
-        """Wait for background refreshes to finish."""
+        """Wait for background refreshes to finish; close the backend."""
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
+        await self.backend.close()
 
 
 def routes_of(app: Any) -> list[Any]:

@@ -36,6 +36,9 @@ class CacheSettings(PluginSettings):
     op_timeout: float = Field(0.1, gt=0, description="seconds one Redis operation may take")
     breaker_failures: int = Field(3, ge=1, description="consecutive Redis errors that open the circuit")
     breaker_cooldown: float = Field(5.0, gt=0, description="seconds the circuit stays open before one retry")
+    invalidation_retry: float = Field(
+        0.5, gt=0, description="seconds between retries of failed invalidations (at most breaker_cooldown / 4)"
+    )
     vary_headers: list[str] = Field(
         default_factory=lambda: ["Authorization", "Cookie", "Accept-Encoding"],
         description="request headers that are part of the key (Accept-Encoding by negotiated coding)",
@@ -46,3 +49,9 @@ class CacheSettings(PluginSettings):
     client_no_cache_bypasses: bool = Field(False, description="honour a client's Cache-Control: no-cache")
     cache_control: str = Field("public, max-age={ttl}", description="sent on cached responses ({ttl} filled in)")
     routes: dict[str, RoutePolicySettings] = Field(default_factory=dict)
+
+    @property
+    def retry_interval(self) -> float:
+        """How often failed invalidations are retried: well within the cooldown after which
+        other processes read Redis again."""
+        return min(self.invalidation_retry, self.breaker_cooldown / 4)

@@ -21,6 +21,7 @@ from fastplug.plugins.orders import store
 from fastplug.plugins.orders.schemas import MAX_ID, OrderCreated, OrderOut, OrderPage, order_in
 from fastplug.plugins.orders.settings import OrdersSettings
 from fastplug.plugins.orders.tasks import SEND_CONFIRMATION
+from fastplug.plugins.products.api import product_tag
 from fastplug.plugins.tasks.api import Tasks
 
 OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
@@ -85,7 +86,8 @@ def build_router(conf: OrdersSettings) -> APIRouter:
             raise HTTPException(409, str(exc)) from None
         await tasks.enqueue(session, SEND_CONFIRMATION, order.id)
         await session.commit()  # before the cache forgets the old stock figures
-        await invalidate_committed(cache, tags=["products"])  # the stock it shows changed
+        # the stock of these products changed: only the answers showing them go
+        await invalidate_committed(cache, tags=[product_tag(product_id) for product_id in lines])
         out = OrderCreated(order_id=order.id, status=order.status, total=order.total)
         return created.response(out, status_code=201, headers={"Location": f"/orders/{order.id}"})
 

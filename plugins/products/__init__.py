@@ -1,5 +1,6 @@
 """products plugin: cached ``GET /products`` (keyset pages by category) and
-``GET /products/{product_id}``; ``POST``/``PATCH`` invalidate the ``products`` cache tag."""
+``GET /products/{product_id}``; ``POST``/``PATCH`` invalidate only the cached answers they
+change (per-product tags, see ``fastplug.plugins.products.api``)."""
 
 from __future__ import annotations
 

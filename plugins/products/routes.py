@@ -1,6 +1,6 @@
-"""``GET /products`` (keyset pages, by category), ``GET /products/{product_id}`` (both cached,
-tag ``products``), ``POST /products`` and ``PATCH /products/{product_id}`` (invalidate the tag
-once committed)."""
+"""``GET /products`` (keyset pages, by category), ``GET /products/{product_id}`` (both cached),
+``POST /products`` and ``PATCH /products/{product_id}`` (invalidate, once committed, only the
+cached answers they change: the tags are in ``fastplug.plugins.products.api``)."""
 
 # no ``from __future__ import annotations``: the handlers' annotations name build_router's
 # locals (page sizes from settings), so they must be evaluated where they are written
@@ -21,13 +21,13 @@ from fastplug.core import (
     page_of,
     serializer,
 )
-from fastplug.plugins.cache.api import OptionalCache, cached, invalidate_committed
+from fastplug.plugins.cache.api import CacheTags, OptionalCache, cached, invalidate_committed
 from fastplug.plugins.db.api import DbReader, DbSession, ReadQuery
+from fastplug.plugins.products.api import LIST_TAG, TAG, product_tag
 from fastplug.plugins.products.models import Product
 from fastplug.plugins.products.schemas import LINE_PATTERN, ProductIn, ProductOut, ProductPage, ProductPatch
 from fastplug.plugins.products.settings import ProductsSettings
 
-TAG = "products"
 NOT_FOUND = "product not found"
 DUPLICATE = "a product with this SKU already exists"
 
@@ -56,16 +56,18 @@ def build_router(settings: ProductsSettings) -> APIRouter:
     }
 
     @router.get("/products", response_model=ProductPage, name="list_products")
-    @cached(ttl=settings.cache_ttl, tags=[TAG])
+    @cached(ttl=settings.cache_ttl, tags=[TAG, LIST_TAG])
     async def list_products(
         db: DbReader,
+        tags: CacheTags,
         category: Annotated[str | None, Query(min_length=1, max_length=50, pattern=LINE_PATTERN)] = None,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,
         cursor: Annotated[
             str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page")
         ] = None,
     ) -> JsonBytes:
-        """Products by id (within ``category`` when given), ``limit`` at a time; cached."""
+        """Products by id (within ``category`` when given), ``limit`` at a time; cached, tagged
+        with each product it read."""
         after = decode_cursor(cursor)
         rows: list[Any] = []
         if after < INT32_MAX:  # no id is greater: nothing to ask the database
@@ -73,12 +75,14 @@ def build_router(settings: ProductsSettings) -> APIRouter:
                 rows = await PAGE.all(db, after=after, limit=limit + 1)
             else:
                 rows = await PAGE_IN_CATEGORY.all(db, after=after, category=category, limit=limit + 1)
+        tags.extend(product_tag(row["id"]) for row in rows)  # the one past the page too: it sets next_cursor
         return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
     @router.get("/products/{product_id}", response_model=ProductOut, responses=not_found, name="get_product")
     @cached(ttl=settings.cache_ttl, tags=[TAG])
-    async def get_product(product_id: ProductIdPath, db: DbReader) -> JsonBytes:
-        """One product; cached."""
+    async def get_product(product_id: ProductIdPath, db: DbReader, tags: CacheTags) -> JsonBytes:
+        """One product; cached, tagged with its id."""
+        tags.append(product_tag(product_id))
         product = await ONE.first(db, id=product_id)
         if product is None:
             raise HTTPException(404, NOT_FOUND)
@@ -86,7 +90,7 @@ def build_router(settings: ProductsSettings) -> APIRouter:
 
     @router.post("/products", status_code=201, response_model=ProductOut, responses=duplicate, name="create_product")
     async def create_product(body: ProductIn, session: DbSession, cache: OptionalCache) -> JsonBytes:
-        """Create a product (a SKU already used is a 409); cached product answers are dropped."""
+        """Create a product (a SKU already used is a 409); cached pages are dropped."""
         product = Product(**body.model_dump())
         session.add(product)
         try:
@@ -94,7 +98,7 @@ def build_router(settings: ProductsSettings) -> APIRouter:
         except IntegrityError:
             raise HTTPException(409, DUPLICATE) from None
         await session.commit()
-        await invalidate_committed(cache, tags=[TAG])
+        await invalidate_committed(cache, tags=[LIST_TAG])  # pages may hold it now; nothing else showed it
         return one.response(product, from_attributes=True, status_code=201)
 
     @router.patch(
@@ -106,7 +110,8 @@ def build_router(settings: ProductsSettings) -> APIRouter:
     async def update_product(
         product_id: ProductIdPath, body: ProductPatch, session: DbSession, cache: OptionalCache
     ) -> JsonBytes:
-        """Change the given fields (none: the product as it is); cached product answers are dropped."""
+        """Change the given fields (none: the product as it is); the cached answers showing it
+        are dropped (and every page, when its category changes)."""
         changes = body.model_dump(exclude_unset=True)
         if not changes:
             product = await session.get(Product, product_id)
@@ -126,7 +131,8 @@ def build_router(settings: ProductsSettings) -> APIRouter:
             raise HTTPException(404, NOT_FOUND)
         if changes:
             await session.commit()
-            await invalidate_committed(cache, tags=[TAG])
+            moved = [LIST_TAG] if "category" in changes else []
+            await invalidate_committed(cache, tags=[product_tag(product_id), *moved])
         return one.response(product, from_attributes=True)
 
     return router

@@ -8,11 +8,8 @@ the measured times are printed (``pytest -s``)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,8 +19,8 @@ import pytest
 import tasks_probe
 from fastapi.testclient import TestClient
 
-from fastplug.core.testing import require_tool
-from tests.conftest import free_port, wait_for
+from chaos.instances import PrivateRabbit
+from tests.conftest import wait_for
 from tests.helpers_plugins import FakeDists
 from tests.test_tasks import Manage, enqueue, loaded_app, outbox_row_now, outbox_rows, start_worker, write_settings
 
@@ -67,60 +64,10 @@ def gate(tmp_path: Path) -> Path:
     return path
 
 
-def _rabbit_tool(name: str) -> str:
-    own = Path("/usr/lib/rabbitmq/bin") / name  # /usr/sbin's wrappers switch to the rabbitmq user
-    return str(own) if own.exists() else require_tool(name)
-
-
 @pytest.fixture
-def private_rabbit(tmp_path: Path) -> Iterator[str]:
-    """A RabbitMQ node of this test's own (own name, ports, data, cookie); its amqp:// URL."""
-    require_tool("rabbitmq-server")
-    base = tmp_path / "rabbit"
-    base.mkdir()
-    (base / "enabled_plugins").write_text("[].\n")
-    node, port = f"fp{uuid.uuid4().hex[:10]}@localhost", free_port()
-    (base / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{port}\n")  # not the system's
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")},
-        "HOME": str(base),  # its own Erlang cookie
-        "RABBITMQ_NODENAME": node,
-        "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-        "RABBITMQ_NODE_PORT": str(port),
-        "RABBITMQ_DIST_PORT": str(free_port()),
-        "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-        "RABBITMQ_LOG_BASE": str(base / "log"),
-        "RABBITMQ_PID_FILE": str(base / "pid"),
-        "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-        "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
-    }
-    with (base / "out.log").open("wb") as out:
-        proc = subprocess.Popen(
-            [_rabbit_tool("rabbitmq-server")], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"amqp://guest:guest@127.0.0.1:{port}//"
-    try:
-        wait_for(lambda: proc.poll() is not None or _amqp_up(url), "the private RabbitMQ node", START_SLACK)
-        assert proc.poll() is None, (base / "out.log").read_text()[-2000:]
-        yield url
-    finally:
-        subprocess.run(
-            [_rabbit_tool("rabbitmqctl"), "-n", node, "stop"], env=env, capture_output=True, timeout=90, check=False
-        )
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-
-
-def _amqp_up(url: str) -> bool:
-    from kombu import Connection
-
-    try:
-        with Connection(url, connect_timeout=1) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=1)
-        return True
-    except Exception:
-        return False
+def private_rabbit(chaos_rabbit: PrivateRabbit) -> str:
+    """A RabbitMQ node of this test's own (the chaos suite's): its amqp:// URL."""
+    return chaos_rabbit.url
 
 
 def runs(effects: Path) -> tuple[Counter[str], Counter[str], dict[str, float]]:
