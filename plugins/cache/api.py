@@ -124,14 +124,9 @@ async def invalidate_committed(
     if cache is None:
         return
     try:
-        await cache.invalidate(tags=tags, routes=routes, paths=paths)
+        await cache.invalidate(tags=tags, routes=routes, paths=paths)  # an outage is kept, not raised
     except Exception as exc:
-        from fastplug.plugins.cache.backends import BackendUnavailable
-
-        if isinstance(exc, BackendUnavailable):
-            log.warning("cache invalidation deferred (%s): kept, applied when the cache backend answers", exc)
-        else:
-            log.warning("cache invalidation failed (%s); the entries expire on their ttl", type(exc).__name__)
+        log.warning("cache invalidation failed (%s); the entries expire on their ttl", type(exc).__name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 # Never stored (hop-by-hop, per request, or recomputed on every hit).
 UNSTORED = frozenset(
@@ -31,8 +32,9 @@ UNSTORED = frozenset(
 @dataclass(slots=True)
 class Entry:
     """A cached response. ``head`` is the response-start headers, ready to send on a hit;
-    ``guard`` the ``(slot, generation)`` pairs a shared-memory backend checks on a hit, and
-    ``checked`` the shared clock when they last matched (unchanged since: nothing to check)."""
+    ``guard`` is what a shared-memory backend checks on a hit (a getter of the entry's slots
+    and their generations when stored), and ``checked`` the shared clock when they last
+    matched (unchanged since: nothing to check)."""
 
     status: int
     headers: list[tuple[bytes, bytes]]
@@ -42,7 +44,7 @@ class Entry:
     ttl: float
     stale: float = 0.0
     head: list[tuple[bytes, bytes]] = field(default_factory=list)
-    guard: tuple[tuple[int, int], ...] = ()
+    guard: tuple[Any, Any] | None = None
     checked: int = -1
 
     def age(self, now: float) -> float:

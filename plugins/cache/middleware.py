@@ -57,6 +57,15 @@ def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     return any(tag.strip() in (etag, b"*", b"W/" + etag) for tag in if_none_match.split(b","))
 
 
+UNAVAILABLE_BODY = b'{"detail":"cache unavailable"}'
+UNAVAILABLE_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(UNAVAILABLE_BODY)).encode()),
+    (b"retry-after", b"1"),
+]
+"""``fail_open = false`` and the backend down: 503 + Retry-After with a JSON body."""
+
+
 class CacheMiddleware:
     """Serve cached GET/HEAD responses of cacheable routes; fill the cache on misses.
 
@@ -158,8 +167,16 @@ class CacheMiddleware:
         self, cache: Cache, exc: BackendUnavailable, scope: Scope, receive: Receive, send: Send
     ) -> None:
         cache.stats.error += 1
-        if not self.fail_open:
-            raise exc
+        if not self.fail_open:  # at the edge, before any handler: answered here, never a 500
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [*UNAVAILABLE_HEADERS, (b"x-cache", b"ERROR")],
+                }
+            )
+            await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+            return
         cache.stats.bypass += 1
         log.debug("cache bypassed: %s", exc)
         await self.app(scope, receive, _with_header(send, b"BYPASS"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from fastplug.core import iter_routes
 from fastplug.plugins.cache.api import CachePolicy, policy_of
 from fastplug.plugins.cache.backends import Backend, BackendUnavailable, MemoryBackend
 from fastplug.plugins.cache.settings import CacheSettings
+
+log = logging.getLogger("fastplug.cache")
 
 MATCH_MEMO_SIZE = 10_000
 
@@ -130,16 +133,18 @@ class Cache:
         paths: Iterable[str] = (),
         keys: Iterable[str] = (),
     ) -> int:
-        """Drop entries by tag, route name, request path (all its variants) or key.
+        """Drop entries by tag, route name, request path (all its variants) or key; how many.
 
-        Raises :class:`BackendUnavailable` when the backend is down; the invalidation is then
-        kept by the backend and applied as soon as it answers (see ``RedisBackend``)."""
+        When the backend is down the invalidation is kept by the backend and applied before
+        this process reads from it again, and in the background as soon as it answers (see
+        ``RedisBackend``): logged, not raised, since the write that asked for it stands."""
         all_tags = [*tags, *(f"route:{r}" for r in routes), *(f"path:{p}" for p in paths)]
         try:
             return await self.backend.invalidate(all_tags, keys)
-        except BackendUnavailable:
+        except BackendUnavailable as exc:
             self.stats.error += 1
-            raise
+            log.warning("cache invalidation deferred (%s): kept, applied when the cache backend answers", exc)
+            return 0
 
     async def close(self) -> None:
         """Wait for background refreshes to finish; close the backend."""

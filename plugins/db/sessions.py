@@ -7,8 +7,10 @@ transaction wrote (an ORM flush, or any statement but a compiled SELECT, on the 
 connection) reads ``txid_current_if_assigned()`` before COMMIT: one round trip, on write
 transactions only. When COMMIT then fails for want of a database, ``txid_status()`` on a
 new connection (retried while the server comes back, up to ``[db] pool_timeout``) decides:
-committed, and ``commit()`` returns as if it had been acknowledged; aborted, or still
-unknown, and its error stands (503 + Retry-After).
+committed, and ``commit()`` returns as if it had been acknowledged; aborted, and its error
+stands (503 + Retry-After: safe to retry); still unknown (the server did not come back in
+time), and the 503's detail says ``the outcome of this write is unknown`` (check before
+retrying).
 
 Not covered: commits of ``async with session.begin():`` blocks (they do not go through
 ``AsyncSession.commit``) and writes hidden in a ``SELECT`` (``SELECT nextval(...)``,
@@ -29,8 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from fastplug.core import one_line
-from fastplug.plugins.db.errors import unavailable
+from fastplug.plugins.db.errors import DatabaseUnavailable, unavailable
 
+IN_DOUBT = "database unavailable: the outcome of this write is unknown"
 log = logging.getLogger("fastplug.db")
 
 WROTE: weakref.WeakSet[Connection] = weakref.WeakSet()
@@ -109,9 +112,12 @@ class CheckedCommitSession(AsyncSession):
                 raise
             await self._discard()
             status = await transaction_status(self.bind, xid, self.resolve_within)
-            if status != "committed":
-                log.warning("db: no answer to COMMIT (%s); transaction %s %s", down.reason, xid, status or "in doubt")
+            if status == "aborted":  # not written: the 503 says "try again", truly
+                log.warning("db: no answer to COMMIT (%s); transaction %s aborted", down.reason, xid)
                 raise
+            if status != "committed":  # still unknown after ``resolve_within``: say so
+                log.warning("db: no answer to COMMIT (%s); transaction %s in doubt", down.reason, xid)
+                raise DatabaseUnavailable(f"transaction {xid} in doubt: {down.reason}", IN_DOUBT) from exc
             log.warning("db: no answer to COMMIT (%s), but transaction %s committed: it stands", down.reason, xid)
             sync.dispatch.after_commit(sync)  # what a commit does (the outbox wakes its relay)
 

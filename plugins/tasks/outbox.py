@@ -214,10 +214,9 @@ class Relay:
         (``sent`` past ``due_at``; an abandoned claim), become pending (a batch of each);
         returns the larger count. Rows a worker holds locked (running, PostgreSQL) are skipped."""
         now = utcnow()
-        overdue = or_(
-            OUTBOX.c.due_at < now,
-            and_(OUTBOX.c.due_at.is_(None), OUTBOX.c.sent_at < now - self.redelivery),  # sent by older code
-        )
+        # rows sent by older code have no due_at: they are left as they were (that code also
+        # left failed tasks ``sent``, and running those again would repeat their side effects)
+        overdue = OUTBOX.c.due_at < now
         abandoned = and_(OUTBOX.c.state == RUNNING, OUTBOX.c.claimed_at < now - self.lease - self.redelivery)
         lost = (
             select(OUTBOX.c.id)
