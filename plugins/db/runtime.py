@@ -101,7 +101,8 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
         read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")  # shares the pool
         # PostgreSQL: a COMMIT whose answer is lost is looked up, never answered as failed if it was not
         postgres = is_postgres(make_url(conf.url))
-        session_class = checked_session_class(counter.add, conf.pool_timeout) if postgres else AsyncSession
+        checked = postgres and conf.resolve_lost_commits
+        session_class = checked_session_class(counter.add, conf.pool_timeout) if checked else AsyncSession
         gate = FairGate(conf.pool_size + conf.max_overflow, conf.pool_timeout)
         bounded = BoundedPool(raw_pool, conf.pool_timeout) if raw_pool is not None else None
         services: dict[str, Any] = {

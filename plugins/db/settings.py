@@ -43,6 +43,11 @@ class DbSettings(PluginSettings):
     migrations_dir: str = Field("migrations", description="the app's own Alembic versions, beside settings.toml")
     query_count_header: bool = Field(False, description="add X-DB-Queries to responses (debugging, tests)")
     retry_after: int = Field(1, ge=0, description="Retry-After seconds on a 503 from the database")
+    resolve_lost_commits: bool = Field(
+        True,
+        description="PostgreSQL: when the answer to COMMIT is lost, ask txid_status() whether it committed "
+        "(one more round trip per write transaction; off: such a request answers 503 though it may have committed)",
+    )
 
     @field_validator("url")
     @classmethod
