@@ -87,6 +87,7 @@ class CoreSettings(BaseModel):
     plugins: list[str] = Field(default_factory=list)
     debug: bool = False
     title: str = "fastplug"
+    docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json (off in production)")
     server: ServerSettings = Field(default_factory=ServerSettings)
     lifespan: LifespanSettings = Field(default_factory=LifespanSettings)
     middleware: MiddlewareSettings = Field(default_factory=MiddlewareSettings)

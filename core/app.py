@@ -138,6 +138,10 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     app = FastplugApp(
         title=settings.core.title,
         debug=settings.core.debug,
+        # the API's own description, for development; not something to publish by default
+        openapi_url="/openapi.json" if settings.core.docs else None,
+        docs_url="/docs" if settings.core.docs else None,
+        redoc_url="/redoc" if settings.core.docs else None,
         middleware=middleware[edge_count:],
         exception_handlers=handlers,
         lifespan=compose_lifespan(runtime),

@@ -126,3 +126,18 @@ def test_key_outside_any_environment_is_an_error(fastplug_settings_file: Path) -
 def test_missing_settings_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(FastplugError, match="settings file not found"):
         load_raw(tmp_path / "nope.toml")
+
+
+def test_docs_are_served_by_default_and_off_with_docs_false(fastplug_app_factory) -> None:  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    with TestClient(fastplug_app_factory(plugins=["health"])) as client:
+        assert [client.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json")] == [200, 200, 200]
+    with TestClient(fastplug_app_factory(plugins=["health"], docs=False)) as client:
+        assert [client.get(p).status_code for p in ("/docs", "/redoc", "/openapi.json")] == [404, 404, 404]
+
+
+def test_the_shipped_production_settings_turn_the_docs_off() -> None:
+    shipped = Path(__file__).resolve().parents[1] / "settings.toml"
+    assert load(shipped, "production")[0].core.docs is False
+    assert load(shipped, "development")[0].core.docs is True
