@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -24,6 +25,7 @@ from fastplug.core.routes import add_router
 from fastplug.core.runtime import Runtime
 from fastplug.core.services import ServiceMissing
 from fastplug.core.specs import MiddlewareSpec
+from fastplug.core.validation import invalid_request
 
 log = logging.getLogger("fastplug")
 
@@ -40,6 +42,7 @@ DEFAULT_HANDLERS: dict[Any, Any] = {
     ServiceMissing: unavailable,
     ConnectionError: unavailable,
     TimeoutError: unavailable,
+    RequestValidationError: invalid_request,  # short, JSON-safe excerpts: never a 500, never the whole body
 }
 
 
