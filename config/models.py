@@ -56,6 +56,12 @@ class ServerSettings(PluginSettings):
     forwarded_allow_ips: str = "127.0.0.1"
     access_log: bool = False
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    max_body_size: int = Field(
+        4 * 1024 * 1024,
+        ge=0,
+        description="bytes a request body may have: 413 beyond, before it is read (a declared Content-Length) "
+        "or as soon as it is passed (chunked); a route allows more with max_body_size=...; 0: no limit",
+    )
 
 
 class LifespanSettings(PluginSettings):

@@ -145,6 +145,7 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
         openapi_url="/openapi.json" if settings.core.docs else None,
         docs_url="/docs" if settings.core.docs else None,
         redoc_url="/redoc" if settings.core.docs else None,
+        max_body_size=settings.core.server.max_body_size or None,  # Starlette's own limiter: 413, memory bounded
         middleware=middleware[edge_count:],
         exception_handlers=handlers,
         lifespan=compose_lifespan(runtime),
