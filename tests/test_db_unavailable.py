@@ -347,6 +347,9 @@ UNAVAILABLE = {
     "08003 connection lost": asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     "53300 too many connections": asyncpg.TooManyConnectionsError("sorry, too many clients already"),
     "53200 out of memory": asyncpg.exceptions.OutOfMemoryError("out of memory"),
+    "28P01 wrong password": asyncpg.InvalidPasswordError('password authentication failed for user "app"'),
+    "28000 refused role": asyncpg.InvalidAuthorizationSpecificationError('role "app" does not exist'),
+    "3D000 no database": asyncpg.exceptions.InvalidCatalogNameError('database "app" does not exist'),
     "connection is closed": asyncpg.InterfaceError("connection is closed"),
     "pool is closing": asyncpg.InterfaceError("pool is closing"),
     "after a FATAL": asyncpg.exceptions.InternalClientError(

@@ -101,7 +101,9 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(tmp_path: Path) -> None:
     from fastplug.core.testing import LiveServer
 
     settings = tmp_path / "settings.toml"
-    settings.write_text(SHIPPED.read_text().replace("[default.server]", "[default.server]\nmax_body_size = 100000", 1))
+    shipped = SHIPPED.read_text()
+    assert "max_body_size = 4194304" in shipped
+    settings.write_text(shipped.replace("max_body_size = 4194304", "max_body_size = 100000", 1))
     with LiveServer(create_app(settings, "development")) as server:
         declared = (
             b"POST /users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000000\r\n\r\n"

@@ -28,6 +28,9 @@ BUSY = "database busy: no connection available"
 # SQLSTATEs meaning "try again later", besides class 08 (connection exception)
 UNAVAILABLE_SQLSTATES = frozenset(
     {
+        "28000",  # invalid_authorization_specification: no such role, pg_hba refuses
+        "28P01",  # invalid_password: the app cannot get in (a configuration fault, not the request's)
+        "3D000",  # invalid_catalog_name: the database does not exist (yet)
         "57P01",  # admin_shutdown: the server is stopping (fast shutdown)
         "57P02",  # crash_shutdown: another backend crashed, all are reset
         "57P03",  # cannot_connect_now: starting up, shutting down, in recovery
