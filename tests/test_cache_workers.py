@@ -16,6 +16,7 @@ import pytest
 
 from fastplug.plugins.cache.shared import ENV
 from tests.conftest import free_port
+from tests.test_serve import wait_ready
 
 MANAGE = Path(__file__).resolve().parents[1] / "manage.py"
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(sys.platform == "win32", reason="gunicorn needs POSIX")]
@@ -55,19 +56,6 @@ def manage(settings: Path, *args: str, env: dict[str, str] | None = None) -> sub
     )
 
 
-def wait_ready(proc: subprocess.Popen[str], url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if httpx.get(url, timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"server not ready on {url}")
-
-
 def fresh_get(url: str) -> httpx.Response:
     """A GET on a connection of its own (the kernel hands new connections to either worker)."""
     with httpx.Client(timeout=10) as client:
@@ -87,7 +75,7 @@ def test_an_invalidation_in_one_worker_reaches_the_other(tmp_path: Path) -> None
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(proc, f"{base}/health/live")
+        wait_ready(proc, f"{base}/health/live", limit=30)
         body = {"sku": "W-1", "name": "Mug", "category": "kitchen", "price": "10.00", "stock": 5}
         created = httpx.post(f"{base}/products", json=body, timeout=10)
         assert created.status_code == 201, created.text
