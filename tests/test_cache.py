@@ -68,7 +68,11 @@ def settings_for(backend: str, prefix: str, redis_url: str = REDIS_URL, **cache:
 
 @pytest.fixture
 def make(fastplug_app_factory: Make, backend: str, prefix: str) -> Make:
+    """An app on ``backend``; Redis operations get 2 s, not 0.1 s: a busy test machine can take
+    longer, and these tests are about caching, not about a slow Redis (those set their own)."""
+
     def build(**cache: Any) -> FastAPI:
+        cache.setdefault("op_timeout", 2.0)
         return fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings_for(backend, prefix, **cache))
 
     return build
