@@ -62,6 +62,23 @@ class ServerSettings(PluginSettings):
         description="bytes a request body may have: 413 beyond, before it is read (a declared Content-Length) "
         "or as soon as it is passed (chunked); a route allows more with max_body_size=...; 0: no limit",
     )
+    limit_request_line: int = Field(4094, ge=256, description="bytes the request target may have: 414 beyond")
+    limit_request_fields: int = Field(100, ge=1, description="header fields a request may have: 431 beyond")
+    limit_request_field_size: int = Field(
+        8190, ge=256, description="bytes one header field (name and value) may have: 431 beyond"
+    )
+    header_timeout: float = Field(
+        10.0,
+        ge=0,
+        description="seconds a client has to send a request's line and headers, from its first byte or from "
+        "connecting: 408 and closed beyond; 0: no limit",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        description="open connections per worker: beyond, idle ones are closed (oldest first), else 503; "
+        "lowered to fit the open file limit",
+    )
 
 
 class LifespanSettings(PluginSettings):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -12,9 +13,37 @@ from typing import Any
 from fastplug.config.models import ServerSettings
 from fastplug.config.settings import Settings
 from fastplug.core.manager import Plugins
+from fastplug.core.protocol import HeadLimits, protocol_class
 
 log = logging.getLogger("fastplug")
-WORKER_CLASS = "uvicorn_worker.UvicornWorker"
+WORKER_CLASS = "fastplug.core.worker.FastplugWorker"
+FILES_RESERVED = 128
+"""Open files kept for everything but client connections (pools, logs, the listening socket)."""
+
+
+def fit_connections(wanted: int) -> int:
+    """``max_connections`` that fits the open file limit: the soft limit is raised toward the
+    hard one if need be; what still does not fit is lowered, with a warning (a connection
+    over the limit would fail its ``accept()`` instead of being answered)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FILES_RESERVED
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < need:
+        fitted = max(1, soft - FILES_RESERVED)
+        log.warning("server: the open file limit is %d, so max_connections is %d, not %d", soft, fitted, wanted)
+        return fitted
+    return wanted
+
+
+def http_protocol(server: ServerSettings) -> type[Any] | str:
+    """The HTTP protocol class with ``[server]``'s head limits and connection cap."""
+    return protocol_class(HeadLimits.of(server, fit_connections(server.max_connections)))
 
 
 class HideStartupTraceback(logging.Filter):
@@ -54,7 +83,7 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
         host=server.host,
         port=server.port,
         loop="auto",
-        http="auto",
+        http="auto" if reload else http_protocol(server),
         lifespan="on",
         timeout_keep_alive=server.keepalive,
         timeout_graceful_shutdown=server.graceful_timeout or None,
@@ -99,6 +128,9 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
     build_app(settings, plugins)  # build errors are reported once, here, not by every worker
     os.environ["FASTPLUG_SETTINGS"] = str(settings.path)
     os.environ["FASTPLUG_ENV"] = settings.env
+    from fastplug.core.worker import FastplugWorker
+
+    FastplugWorker.CONFIG_KWARGS = {**FastplugWorker.CONFIG_KWARGS, "http": http_protocol(server)}
     options = {
         "bind": f"{server.host}:{server.port}",
         "workers": server.workers,

@@ -166,7 +166,7 @@ def test_serve_with_two_workers_uses_gunicorn_and_stops_every_worker(dists: Fake
     finally:
         code, err = stop(proc)
     assert code == 0, err
-    assert "uvicorn_worker.UvicornWorker" in err
+    assert "fastplug.core.worker.FastplugWorker" in err  # uvicorn-worker's, with fastplug's protocol
     assert err.count("event: probe.start") == 2
     assert err.count("event: probe.stop") == 2
 

@@ -1,0 +1,220 @@
+"""uvicorn's HTTP protocol with the limits a server facing the internet needs.
+
+uvicorn's httptools protocol reads a request head of any size (and httptools joins a header's
+pieces by copying, so the work grows with the square of its size), and leaves a connection
+that sends nothing, or sends its headers a byte at a time, open for ever. :func:`protocol_class`
+gives the same protocol with ``[server]``'s limits: a request target over
+``limit_request_line`` is 414, more than ``limit_request_fields`` header fields, a field over
+``limit_request_field_size`` or a head over their sum is 431, all answered at once; a head not
+complete ``header_timeout`` seconds after its first byte (or after the connection opened) is
+408 and closed. Beyond ``max_connections`` connections, idle ones (between requests or still
+sending their head) are closed, oldest first, and a new connection that finds none is 503 +
+``Retry-After``. The hot path gains two integer additions per read and one per header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from fastplug.config.models import ServerSettings
+
+try:
+    import httptools
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools on CPython
+    httptools = None
+
+
+@dataclass(frozen=True)
+class HeadLimits:
+    """The limits of one server, from ``[server]``."""
+
+    request_line: int
+    fields: int
+    field_size: int
+    header_timeout: float
+    max_connections: int
+    retry_after: int = 1
+
+    @property
+    def head(self) -> int:
+        """Bytes a whole request head may have: the line, every field, their line ends."""
+        return self.request_line + self.fields * (self.field_size + 4) + 4
+
+    @classmethod
+    def of(cls, server: ServerSettings, max_connections: int | None = None) -> HeadLimits:
+        return cls(
+            server.limit_request_line,
+            server.limit_request_fields,
+            server.limit_request_field_size,
+            server.header_timeout,
+            max_connections if max_connections is not None else server.max_connections,
+        )
+
+
+def answer(status: int, reason: str, detail: str, extra: bytes = b"") -> bytes:
+    """A complete ``Connection: close`` response with a JSON ``{"detail": ...}`` body."""
+    body = json.dumps({"detail": detail}).encode()
+    return (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n".encode()
+        + extra
+        + b"\r\n"
+        + body
+    )
+
+
+class _HeadLimitError(Exception):
+    """Raised in a parser callback to stop parsing: the head broke a limit."""
+
+
+if httptools is not None:
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        """:class:`HttpToolsProtocol` with :class:`HeadLimits` (set on a subclass)."""
+
+        limits: ClassVar[HeadLimits]
+        _REFUSALS: ClassVar[dict[str, bytes]] = {}
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._in_head = True
+            self._head_bytes = 0
+            self._fields = 0
+            self._refusal: bytes | None = None
+            self._head_timer: asyncio.TimerHandle | None = None
+            self._since = 0.0
+
+        # connections
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._since = self.loop.time()
+            self._arm_head_timer()
+            if len(self.connections) > self.limits.max_connections and not self._make_room():
+                self._refuse(self._REFUSALS["busy"])
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+        def _idle(self) -> bool:
+            """Between requests, or still sending a head: nothing of it is being served."""
+            return self._in_head and (self.cycle is None or self.cycle.response_complete)
+
+        def _make_room(self) -> bool:
+            """Close the longest idle other connection; ``False`` when none is idle."""
+            oldest: GuardedHttpToolsProtocol | None = None
+            for connection in self.connections:
+                if (
+                    connection is not self
+                    and isinstance(connection, GuardedHttpToolsProtocol)
+                    and connection._idle()
+                    and (oldest is None or connection._since < oldest._since)
+                ):
+                    oldest = connection
+            if oldest is None:
+                return False
+            self.connections.discard(oldest)
+            oldest.transport.close()
+            return True
+
+        def _refuse(self, response: bytes) -> None:
+            self._cancel_head_timer()
+            if not self.transport.is_closing():
+                self.transport.write(response)
+                self.transport.close()
+
+        # the head's timer
+        def _arm_head_timer(self) -> None:
+            if self._head_timer is None and self.limits.header_timeout > 0:
+                self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+
+        def _cancel_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self._head_bytes:
+                self._refuse(self._REFUSALS["slow"])
+            elif not self.transport.is_closing():
+                self.transport.close()
+
+        # reading
+        def data_received(self, data: bytes) -> None:
+            self._unset_keepalive_if_required()
+            if self._in_head:
+                self._head_bytes += len(data)
+                if self._head_bytes > self.limits.head:
+                    self._refuse(self._REFUSALS["head"])
+                    return
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                if self._refusal is not None:
+                    self._refuse(self._refusal)
+                    return
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self.send_400_response(msg)
+            except httptools.HttpParserUpgrade:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                else:
+                    self._unsupported_upgrade_warning()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._fields = 0
+            self._arm_head_timer()
+
+        def on_url(self, url: bytes) -> None:
+            if len(self.url) + len(url) > self.limits.request_line:
+                self._refusal = self._REFUSALS["line"]
+                raise _HeadLimitError
+            self.url += url
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._fields += 1
+            if self._fields > self.limits.fields:
+                self._refusal = self._REFUSALS["fields"]
+                raise _HeadLimitError
+            if len(name) + len(value) > self.limits.field_size:
+                self._refusal = self._REFUSALS["field"]
+                raise _HeadLimitError
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._in_head = False
+            self._cancel_head_timer()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._in_head, self._head_bytes = True, 0
+
+        def on_response_complete(self) -> None:
+            self._since = self.loop.time()
+            super().on_response_complete()
+
+
+def protocol_class(limits: HeadLimits) -> type[asyncio.Protocol] | str:
+    """The HTTP protocol for uvicorn's ``http=``: the guarded httptools one with ``limits``
+    (``"h11"``, which bounds the head itself, where httptools is missing)."""
+    if httptools is None:  # pragma: no cover
+        return "h11"
+    retry = f"retry-after: {limits.retry_after}\r\n".encode()
+    refusals = {
+        "line": answer(414, "URI Too Long", f"the request target is over {limits.request_line} bytes"),
+        "fields": answer(431, "Request Header Fields Too Large", f"more than {limits.fields} header fields"),
+        "field": answer(431, "Request Header Fields Too Large", f"a header field is over {limits.field_size} bytes"),
+        "head": answer(431, "Request Header Fields Too Large", f"the request head is over {limits.head} bytes"),
+        "slow": answer(408, "Request Timeout", f"the request head took over {limits.header_timeout:g}s"),
+        "busy": answer(503, "Service Unavailable", "too many connections", retry),
+    }
+    attributes = {"limits": limits, "_REFUSALS": refusals}
+    return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), attributes)
