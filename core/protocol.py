@@ -74,10 +74,15 @@ class _HeadLimitError(Exception):
 if httptools is not None:
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
-        """:class:`HttpToolsProtocol` with :class:`HeadLimits` (set on a subclass)."""
+        """:class:`HttpToolsProtocol` with :class:`HeadLimits` (set on a subclass).
+
+        Slow heads are found by one sweep over the connections every ``header_timeout / 4``
+        seconds, not by a timer per request: a request only notes when its head began.
+        """
 
         limits: ClassVar[HeadLimits]
         _REFUSALS: ClassVar[dict[str, bytes]] = {}
+        _sweeping: ClassVar[bool] = False
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -85,20 +90,33 @@ if httptools is not None:
             self._head_bytes = 0
             self._fields = 0
             self._refusal: bytes | None = None
-            self._head_timer: asyncio.TimerHandle | None = None
-            self._since = 0.0
+            self._head_began: float | None = None  # when the head being read began
+            self._since = 0.0  # when this connection last became idle
 
         # connections
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._since = self.loop.time()
-            self._arm_head_timer()
+            self._since = self._head_began = self.loop.time()
+            cls = type(self)
+            if not cls._sweeping and self.limits.header_timeout > 0:
+                cls._sweeping = True
+                self.loop.call_later(self.limits.header_timeout / 4, cls._sweep, self.connections, self.loop)
             if len(self.connections) > self.limits.max_connections and not self._make_room():
                 self._refuse(self._REFUSALS["busy"])
 
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_head_timer()
-            super().connection_lost(exc)
+        @classmethod
+        def _sweep(cls, connections: set[Any], loop: asyncio.AbstractEventLoop) -> None:
+            """Answer 408 to (or close) every connection whose head is overdue; again later."""
+            now = loop.time()
+            deadline = now - cls.limits.header_timeout
+            for connection in list(connections):
+                began = getattr(connection, "_head_began", None)
+                if began is not None and began < deadline:
+                    connection._head_timed_out()
+            if loop.is_closed():
+                cls._sweeping = False
+            else:
+                loop.call_later(cls.limits.header_timeout / 4, cls._sweep, connections, loop)
 
         def _idle(self) -> bool:
             """Between requests, or still sending a head: nothing of it is being served."""
@@ -122,27 +140,18 @@ if httptools is not None:
             return True
 
         def _refuse(self, response: bytes) -> None:
-            self._cancel_head_timer()
+            self._head_began = None
             if not self.transport.is_closing():
                 self.transport.write(response)
                 self.transport.close()
 
-        # the head's timer
-        def _arm_head_timer(self) -> None:
-            if self._head_timer is None and self.limits.header_timeout > 0:
-                self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
-
-        def _cancel_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
         def _head_timed_out(self) -> None:
-            self._head_timer = None
             if self._head_bytes:
                 self._refuse(self._REFUSALS["slow"])
-            elif not self.transport.is_closing():
-                self.transport.close()
+            else:
+                self._head_began = None
+                if not self.transport.is_closing():
+                    self.transport.close()
 
         # reading
         def data_received(self, data: bytes) -> None:
@@ -170,15 +179,17 @@ if httptools is not None:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._fields = 0
-            self._arm_head_timer()
+            if self._head_began is None:
+                self._head_began = self.loop.time()
 
         def on_url(self, url: bytes) -> None:
-            if len(self.url) + len(url) > self.limits.request_line:
+            self.url += url
+            if len(self.url) > self.limits.request_line:
                 self._refusal = self._REFUSALS["line"]
                 raise _HeadLimitError
-            self.url += url
 
         def on_header(self, name: bytes, value: bytes) -> None:
+            # uvicorn's on_header, inlined (a hot path), after the two limits
             self._fields += 1
             if self._fields > self.limits.fields:
                 self._refusal = self._REFUSALS["fields"]
@@ -186,20 +197,20 @@ if httptools is not None:
             if len(name) + len(value) > self.limits.field_size:
                 self._refusal = self._REFUSALS["field"]
                 raise _HeadLimitError
-            super().on_header(name, value)
+            name = name.lower()
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
+            self.headers.append((name, value))
 
         def on_headers_complete(self) -> None:
             self._in_head = False
-            self._cancel_head_timer()
+            self._head_began = None
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._in_head, self._head_bytes = True, 0
-
-        def on_response_complete(self) -> None:
             self._since = self.loop.time()
-            super().on_response_complete()
 
 
 def protocol_class(limits: HeadLimits) -> type[asyncio.Protocol] | str:
