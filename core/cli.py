@@ -186,6 +186,16 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
         messages.append(
             CheckWarning("debug is on in production: errors show tracebacks", "fastplug.W002", "set debug = false")
         )
+    server = settings.core.server
+    if server.proxy_headers and "*" in (ip.strip() for ip in server.forwarded_allow_ips.split(",")):
+        messages.append(
+            CheckWarning(
+                '[server] forwarded_allow_ips = "*" with proxy_headers: any client can claim any address with '
+                "X-Forwarded-For, and pass the address allowlists ([metrics] allow)",
+                "fastplug.W003",
+                "set forwarded_allow_ips to the address of your reverse proxy",
+            )
+        )
     try:
         build_app(settings, plugins)
     except FastplugError as exc:

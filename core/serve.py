@@ -79,6 +79,7 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
     """Serve with one uvicorn process (uvloop and httptools when installed)."""
     import uvicorn
 
+    configure_logging(server.log_level, traceback)
     common: dict[str, Any] = dict(
         host=server.host,
         port=server.port,
@@ -93,7 +94,6 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
         proxy_headers=server.proxy_headers,
         forwarded_allow_ips=server.forwarded_allow_ips,
     )
-    configure_logging(server.log_level, traceback)
     if reload:
         os.environ["FASTPLUG_SETTINGS"] = str(settings.path)
         os.environ["FASTPLUG_ENV"] = settings.env
@@ -130,6 +130,7 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
     os.environ["FASTPLUG_ENV"] = settings.env
     from fastplug.core.worker import FastplugWorker
 
+    configure_logging(server.log_level, traceback)
     FastplugWorker.CONFIG_KWARGS = {**FastplugWorker.CONFIG_KWARGS, "http": http_protocol(server)}
     options = {
         "bind": f"{server.host}:{server.port}",
@@ -166,7 +167,6 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
                 log.error("%s", exc)
                 sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
-    configure_logging(server.log_level, traceback)
     try:
         FastplugApplication().run()
     except SystemExit as exc:

@@ -82,6 +82,24 @@ def test_check_warns_about_a_section_no_plugin_owns(run: CliRunner, fastplug_set
     assert "(fastplug.W001) settings.toml: [helth] belongs to no known plugin and is ignored" in out
 
 
+@pytest.mark.parametrize(
+    ("server", "warned"),
+    [
+        ('proxy_headers = true\nforwarded_allow_ips = "*"', True),
+        ('proxy_headers = true\nforwarded_allow_ips = "10.0.0.1, *"', True),
+        ('proxy_headers = false\nforwarded_allow_ips = "*"', False),
+        ('proxy_headers = true\nforwarded_allow_ips = "10.0.0.1"', False),
+    ],
+)
+def test_check_warns_when_any_client_may_forge_its_address(
+    run: CliRunner, fastplug_settings_file: Path, server: str, warned: bool
+) -> None:
+    fastplug_settings_file.write_text(f'[default]\nplugins = ["health"]\n[default.server]\n{server}\n')
+    code, out = invoke(run, fastplug_settings_file, "check")
+    assert code == 0
+    assert ("(fastplug.W003)" in out) is warned, out
+
+
 def test_check_fails_with_django_style_errors(run: CliRunner, fastplug_settings_file: Path) -> None:
     fastplug_settings_file.write_text('[default]\nplugins = ["helth"]\n[default.server]\nport = "x"\n')
     result = run.invoke(cli, ["--settings", str(fastplug_settings_file), "check"])
