@@ -211,52 +211,48 @@ def test_idle_and_slow_connections_do_not_starve_requests(probe: FakeDists, tmp_
     assert "Traceback" not in served.stderr
 
 
-def test_beyond_max_connections_with_none_idle_is_503(probe: FakeDists, tmp_path: Path) -> None:
-    with serving(tmp_path, probe.env(), "max_connections = 4") as served:
-        base = served.base
-        with httpx.Client(base_url=base, timeout=10) as client:
-            pending = []
-            busy = threading.Barrier(4)
+@contextlib.contextmanager
+def _in_flight(base: str, count: int) -> Iterator[list[int]]:
+    """``count`` requests to ``/slow`` (2 s) in flight on their own connections; their statuses
+    once the block ends."""
+    statuses: list[int] = []
+    started = threading.Barrier(count + 1)
 
-            def hold() -> None:
-                with httpx.Client(base_url=base, timeout=10) as own:
-                    busy.wait()
-                    pending.append(own.get("/slow", params={"seconds": 2}).status_code)
+    def hold() -> None:
+        with httpx.Client(base_url=base, timeout=10) as own:
+            started.wait()
+            statuses.append(own.get("/slow", params={"seconds": 2}).status_code)
 
-            threads = [threading.Thread(target=hold) for _ in range(3)]
-            for thread in threads:
-                thread.start()
-            busy.wait()
-            time.sleep(0.5)  # three requests in flight, and this client's connection is idle
-            own = client.get("/health/live")  # the 4th connection
-            refused = _ask(base, HEAD + b"\r\n")  # a 5th: only the idle 4th can make room
-            for thread in threads:
-                thread.join()
+    threads = [threading.Thread(target=hold) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    started.wait()
+    time.sleep(0.5)  # the requests are in flight
+    try:
+        yield statuses
+    finally:
+        for thread in threads:
+            thread.join()
+
+
+def test_beyond_max_connections_an_idle_one_makes_room(probe: FakeDists, tmp_path: Path) -> None:
+    with (
+        serving(tmp_path, probe.env(), "max_connections = 4") as served,
+        httpx.Client(base_url=served.base, timeout=10) as client,
+        _in_flight(served.base, 3) as statuses,
+    ):
+        own = client.get("/health/live")  # the 4th connection, idle after this
+        admitted = _ask(served.base, HEAD + b"\r\n")  # a 5th: only the idle 4th can make room
     assert own.status_code == 200
-    assert _status(refused) == 200, refused[:300]  # the idle connection was closed for it
-    assert pending == [200, 200, 200]
+    assert _status(admitted) == 200, admitted[:300]  # the idle connection was closed for it
+    assert statuses == [200, 200, 200]
 
 
 def test_a_request_on_a_full_server_is_503_with_retry_after(probe: FakeDists, tmp_path: Path) -> None:
     with serving(tmp_path, probe.env(), "max_connections = 3") as served:
-        base = served.base
-        statuses: list[int] = []
-        started = threading.Barrier(4)
-
-        def hold() -> None:
-            with httpx.Client(base_url=base, timeout=10) as own:
-                started.wait()
-                statuses.append(own.get("/slow", params={"seconds": 2}).status_code)
-
-        threads = [threading.Thread(target=hold) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        started.wait()
-        time.sleep(0.5)  # three requests in flight: no connection is idle
-        refused = _ask(base, HEAD + b"\r\n")
-        for thread in threads:
-            thread.join()
-        fine = httpx.get(f"{base}/health/live")
+        with _in_flight(served.base, 3) as statuses:  # no connection is idle
+            refused = _ask(served.base, HEAD + b"\r\n")
+        fine = httpx.get(f"{served.base}/health/live")
     assert _status(refused) == 503, refused[:300]
     assert b"retry-after: 1" in refused.lower()
     assert statuses == [200, 200, 200]
