@@ -8,6 +8,7 @@ if __name__ != "fastplug.config":  # imported by its folder name from a checkout
 
 
 from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.masking import mask_secrets, mask_url
 from fastplug.config.models import CoreSettings, EmptySettings, PluginSettings, ServerSettings
 from fastplug.config.settings import Settings
 from fastplug.config.sources import RawSettings, Source, load_raw, settings_path
@@ -24,6 +25,8 @@ __all__ = [
     "Settings",
     "Source",
     "load_raw",
+    "mask_secrets",
+    "mask_url",
     "mask_url_password",
     "settings_path",
 ]

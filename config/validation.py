@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 import types
 import typing
 from collections.abc import Mapping
@@ -15,25 +14,12 @@ from pydantic import AnyUrl, BaseModel, SecretBytes, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 
 from fastplug.config.errors import Problem
+from fastplug.config.masking import MASK as MASK  # re-exported
+from fastplug.config.masking import leaks_password, mask_secrets, mask_url, secret_name
 from fastplug.config.sources import Path_, RawSettings
 
 M = TypeVar("M", bound=BaseModel)
 
-MASK = "********"
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s]*(?=@)", re.IGNORECASE)
-
-_SECRET_WORDS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "private_key",
-    "credential",
-    "authorization",
-    "cookie",
-)
 _TYPE_WORDS: dict[Any, str] = {
     int: "an integer",
     float: "a number",
@@ -67,8 +53,7 @@ def is_secret(key: str, field: FieldInfo | None = None) -> bool:
     """True when a value must never be shown: a ``SecretStr`` field or a secret-looking name."""
     if field is not None and _is_secret_type(field.annotation):
         return True
-    low = key.lower().replace("-", "_")
-    return any(word in low for word in _SECRET_WORDS)
+    return secret_name(key)
 
 
 def describe_type(annotation: Any) -> str:
@@ -105,9 +90,8 @@ def describe_field(field: FieldInfo) -> str:
     return " ".join([describe_type(field.annotation), " and ".join(limits)]).strip()
 
 
-def mask_url_password(text: str) -> str:
-    """``postgresql://app:pw@db/x`` -> ``postgresql://app:********@db/x``."""
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+mask_url_password = mask_secrets
+"""The former name of :func:`~fastplug.config.masking.mask_secrets`, kept for compatibility."""
 
 
 def show_value(value: Any, secret: bool) -> str:
@@ -115,7 +99,7 @@ def show_value(value: Any, secret: bool) -> str:
     if secret:
         return "<hidden>"
     try:
-        text = mask_url_password(json.dumps(value, default=str))
+        text = json.dumps(mask_url(value)) if isinstance(value, str) else mask_secrets(json.dumps(value, default=str))
     except (TypeError, ValueError):
         text = type(value).__name__
     return text if len(text) <= 80 else text[:77] + "..."
@@ -194,12 +178,13 @@ def _problem(model: type[BaseModel], section: Path_, raw: RawSettings, err: Any,
         expected = msg[len("Input should be ") :] if msg.startswith("Input should be ") else msg
         return Problem(problem_id, f"{where}: expected {expected}, got {show_value(err.get('input'), secret)}")
     got = show_value(err.get("input"), secret)
-    if secret:
-        detail = ""  # pydantic's detail may tell a secret's length
+    value = err.get("input")
+    if secret or (isinstance(value, str) and leaks_password(msg, value)):
+        detail = ""  # pydantic's detail may tell a secret's length; a parser's may quote a password
     elif msg.startswith("Input should be a valid") and ", " in msg and ", unable to" not in msg:
         detail = f" ({msg.split(', ', 1)[1]})"  # e.g. "invalid port number"
     elif msg.startswith("Input should be"):
         detail = ""  # said by `expected`
     else:
-        detail = f" ({mask_url_password(msg)})"
+        detail = f" ({mask_secrets(msg)})"
     return Problem(problem_id, f"{where}: expected {expected}, got {got}{detail}")

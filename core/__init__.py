@@ -17,12 +17,14 @@ if __name__ != "fastplug.core":  # imported by its folder name from a checkout: 
     )
 
 
-from fastplug.config import FastplugError, PluginSettings, Problem, Settings, mask_url_password
+from fastplug.config import FastplugError, PluginSettings, Problem, Settings, mask_secrets, mask_url, mask_url_password
+from fastplug.core.access import LOOPBACK, LOOPBACK_ONLY, AccessRule, valid_token
+from fastplug.core.encoding import negotiate, parse_accept_encoding
 from fastplug.core.manager import LoadedPlugin, PluginHookError, Plugins, one_line
 from fastplug.core.markers import hookimpl, hookspec
 from fastplug.core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, encode_cursor, page_of
 from fastplug.core.runtime import Runtime
-from fastplug.core.schemas import UNAVAILABLE, ErrorOut, UtcDatetime
+from fastplug.core.schemas import TOO_LARGE, UNAVAILABLE, ErrorOut, JsonInteger, UtcDatetime
 from fastplug.core.serialize import JsonBytes, JsonSerializer, records, serializer
 from fastplug.core.services import ServiceMissing, Services, service
 from fastplug.core.specs import CheckError, CheckMessage, CheckWarning, HealthCheck, MiddlewareSpec, PluginInfo
@@ -44,7 +46,11 @@ _LAZY = {
 __all__ = [
     "CURSOR_PATTERN",
     "INT32_MAX",
+    "LOOPBACK",
+    "LOOPBACK_ONLY",
+    "TOO_LARGE",
     "UNAVAILABLE",
+    "AccessRule",
     "CheckError",
     "CheckMessage",
     "CheckWarning",
@@ -53,6 +59,7 @@ __all__ = [
     "FastplugError",
     "HealthCheck",
     "JsonBytes",
+    "JsonInteger",
     "JsonSerializer",
     "LoadedPlugin",
     "MiddlewareSpec",
@@ -77,13 +84,18 @@ __all__ = [
     "hookspec",
     "iter_routes",
     "load",
+    "mask_secrets",
+    "mask_url",
     "mask_url_password",
+    "negotiate",
     "one_line",
     "page_of",
+    "parse_accept_encoding",
     "records",
     "serializer",
     "service",
     "unavailable",
+    "valid_token",
 ]
 
 

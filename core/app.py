@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastplug.config.errors import FastplugError, Problem
 from fastplug.config.settings import Settings
+from fastplug.core.allow import allow_table, method_not_allowed
 from fastplug.core.bootstrap import load
 from fastplug.core.hookresults import middleware_options_problem
 from fastplug.core.lifespan import compose_lifespan
@@ -159,6 +160,8 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     if problems:
         raise FastplugError(problems)
     plugins.call_each("app_created", app=app, settings=settings)
+    if 405 not in app.exception_handlers:  # a plugin's own 405 handler wins
+        app.exception_handlers[405] = method_not_allowed(allow_table(app.router.routes))
     return app
 
 

@@ -21,5 +21,9 @@ def freeze(app: T) -> T:
 
 def create_app_from_env() -> FastAPI:
     """Build the app from ``$FASTPLUG_SETTINGS`` and ``$FASTPLUG_ENV`` for a server process
-    (``uvicorn --factory``, ``--reload``, gunicorn workers), frozen for the GC."""
+    (``uvicorn --factory``, ``--reload``, gunicorn workers), frozen for the GC; the server's
+    log handlers mask secrets from then on."""
+    from fastplug.core.logmask import mask_log_handlers
+
+    mask_log_handlers()
     return freeze(create_app())

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.masking import mask_secrets
 from fastplug.config.settings import Settings
 from fastplug.core.hookresults import wrong_result
 from fastplug.core.manager import PluginHookError, Plugins, one_line
@@ -46,7 +47,7 @@ class CliContext:
             raise exc
         problems = exc.problems if isinstance(exc, FastplugError) else [Problem("fastplug.E000", str(exc))]
         for problem in problems:
-            click.echo(f"error: {problem}", err=True)
+            click.echo(f"error: {mask_secrets(str(problem))}", err=True)
         sys.exit(1)
 
 
@@ -215,9 +216,7 @@ def _run_checks(settings: Settings, plugins: Plugins) -> list[CheckMessage]:
 
         for (name, _), outcome in zip(pending, asyncio.run(gather()), strict=True):
             if isinstance(outcome, BaseException):
-                messages.append(
-                    CheckError(f"check failed: {type(outcome).__name__}: {outcome}", "fastplug.E050", obj=name)
-                )
+                messages.append(CheckError(f"check failed: {one_line(outcome)}", "fastplug.E050", obj=name))
             elif (wrong := wrong_result("check", outcome)) is not None:
                 messages.append(CheckError(f"plugin '{name}': {wrong[0]}", "fastplug.E028", wrong[1]))
             else:
@@ -256,7 +255,7 @@ def check(obj: CliContext) -> None:
             group = [m for m in messages if m.level == level]
             if group:
                 out += ["", f"{title}:", *(str(m) for m in group)]
-        click.echo("\n".join(out), err=bool(serious))
+        click.echo(mask_secrets("\n".join(out)), err=bool(serious))  # a plugin's message may quote a URL
     n = len(messages)
     click.echo(
         f"\nSystem check identified {'no issues' if not n else f'{n} issue' + ('s' if n > 1 else '')} (0 silenced)."
@@ -365,9 +364,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         if "--traceback" in args:
             raise
-        from fastplug.config.validation import mask_url_password
-
-        click.echo(f"error: {mask_url_password(one_line(exc))}", err=True)
+        click.echo(f"error: {one_line(exc)}", err=True)  # secrets masked
         sys.exit(1)
 
 

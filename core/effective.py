@@ -6,17 +6,24 @@ from typing import Any
 
 from pydantic import BaseModel, SecretBytes, SecretStr
 
+from fastplug.config.masking import MASK, mask_url
 from fastplug.config.settings import Settings
-from fastplug.config.validation import MASK, is_secret, mask_url_password
+from fastplug.config.validation import is_secret
 
 
 def mask(key: str, value: Any) -> Any:
-    """Hide secrets: SecretStr values, secret-looking keys, passwords inside URLs."""
+    """Hide secrets: SecretStr values, secret-looking keys, and in a URL (or any text holding
+    URLs) the password and secret-named query parameters, found by parsing each URL."""
     if isinstance(value, (SecretStr, SecretBytes)) or (is_secret(key) and value not in (None, "")):
         return MASK
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [mask(key, v) for v in value]
     if isinstance(value, str):
-        return mask_url_password(value)
-    return value
+        return mask_url(value)
+    if value is None or isinstance(value, (bool, int, float, dict)):
+        return value
+    text = str(value)  # a URL object, a path...: shown as its text
+    return mask_url(text) if "://" in text else value
 
 
 def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
@@ -39,8 +46,5 @@ def effective_settings(settings: Settings) -> list[tuple[str, Any, str]]:
     for key, value in _flatten("", tree):
         path = tuple(key.split("."))
         source = settings.raw.source_of(path)
-        shown = mask(path[-1], value)
-        if isinstance(shown, (list, tuple)):
-            shown = [mask(path[-1], v) for v in shown]
-        rows.append((key, shown, str(source) if source else "default"))
+        rows.append((key, mask(path[-1], value), str(source) if source else "default"))
     return rows

@@ -13,6 +13,7 @@ from typing import Any
 import pluggy
 
 from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.masking import mask_secrets
 from fastplug.config.models import CoreSettings, PluginSettings
 from fastplug.config.settings import Settings, plugin_name
 from fastplug.config.sources import RawSettings
@@ -50,9 +51,10 @@ class PluginResultError(PluginHookError):
 
 
 def one_line(exc: BaseException) -> str:
-    """``ExcType: message`` on one line."""
+    """``ExcType: message`` on one line, URL passwords and secret parameters masked (a
+    driver's error may quote its DSN; this text goes to logs, ``check`` and responses)."""
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return mask_secrets(f"{type(exc).__name__}: {text}") if text else type(exc).__name__
 
 
 @dataclass(slots=True)

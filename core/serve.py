@@ -12,6 +12,7 @@ from typing import Any
 
 from fastplug.config.models import ServerSettings
 from fastplug.config.settings import Settings
+from fastplug.core.logmask import MaskSecrets, mask_log_handlers
 from fastplug.core.manager import Plugins
 from fastplug.core.protocol import HeadLimits, protocol_class
 
@@ -59,7 +60,7 @@ def configure_logging(level: str, traceback: bool) -> None:
     logger = logging.getLogger("fastplug")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))
+        handler.setFormatter(MaskSecrets(logging.Formatter("%(levelname)-9s %(message)s")))
         logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if level in ("debug", "trace") else logging.INFO)
     logger.propagate = False
@@ -110,7 +111,9 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
     from fastplug.core.app import build_app
     from fastplug.core.asgi import freeze
 
-    srv = uvicorn.Server(uvicorn.Config(freeze(build_app(settings, plugins)), **common))
+    config = uvicorn.Config(freeze(build_app(settings, plugins)), **common)  # configures uvicorn's logging
+    mask_log_handlers()
+    srv = uvicorn.Server(config)
     _quiet_signals()
     srv.run()
     return 0 if srv.started else 1

@@ -314,7 +314,8 @@ def test_redis_outage_bypasses_then_recovers(
     server = private_redis()
     url = f"redis://127.0.0.1:{private_redis.port}/0"  # type: ignore[attr-defined]
     settings = settings_for("redis", prefix, redis_url=url, breaker_cooldown=0.5)
-    with TestClient(fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)) as client:
+    app = fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings)
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # loopback: shown the health details
         assert [client.get("/items/1").headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
         server.kill()
         server.wait()

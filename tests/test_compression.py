@@ -20,9 +20,8 @@ from fastapi.responses import Response, StreamingResponse
 from fastapi.testclient import TestClient
 
 from fastplug.config.errors import FastplugError
-from fastplug.core import PluginInfo, hookimpl
+from fastplug.core import PluginInfo, hookimpl, negotiate, parse_accept_encoding
 from fastplug.core.testing import LiveServer
-from fastplug.plugins.compression.middleware import negotiate, parse_accept_encoding
 
 Make = Callable[..., FastAPI]
 BIG = json.dumps([{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(200)]).encode()

@@ -160,7 +160,7 @@ def test_database_down_gives_503_while_live_stays_200(fastplug_app_factory: Make
     app = fastplug_app_factory(
         plugins=["health", "db", "notes"], extra_plugins={"notes": db_notes}, db={"url": url, "connect_timeout": 2}
     )
-    with TestClient(app) as client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # loopback: shown the health details
         route = client.get("/notes/count")
         raw = client.get("/raw")
         live = client.get("/health/live")
@@ -233,7 +233,7 @@ def test_raw_pool_is_postgres_only(make: Make, sqlite_url: str) -> None:
 
 
 def test_health_reports_pool_figures(make: Make, db_url: str) -> None:
-    with TestClient(make(db_url, pool_size=3)) as client:
+    with TestClient(make(db_url, pool_size=3), client=("127.0.0.1", 50000)) as client:  # loopback: shown the details
         body = client.get("/health/ready").json()
     assert body["checks"]["db"]["status"] == "ok"
     assert body["checks"]["db"]["detail"] == {"size": 3, "checked_out": 0, "overflow": 0, "waiters": 0}

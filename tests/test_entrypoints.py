@@ -128,7 +128,7 @@ def test_routes_middleware_lifespan_and_health_check(settings: Path, hello: Modu
     assert [(plugin, spec.name) for plugin, spec in runtime.middleware] == [("hello", "hello.header")]
     assert [(plugin, check.name) for plugin, check in runtime.health_checks] == [("hello", "hello")]
     assert hello.EVENTS == []
-    with TestClient(app) as client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # loopback: shown the health details
         assert hello.EVENTS == ["start"]
         assert runtime.started == ["hello"]
         assert runtime.services["hello.started"] is True

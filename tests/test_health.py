@@ -24,6 +24,7 @@ from fastplug.plugins.health.routes import plan
 from fastplug.plugins.health.settings import HealthSettings
 
 Make = Callable[..., FastAPI]
+OPERATOR = ("127.0.0.1", 50000)  # a loopback client: shown every check's error, detail and duration
 
 
 class Checks:
@@ -55,7 +56,7 @@ async def hangs(services: Services) -> None:
 
 def test_live_is_200_without_running_checks(fastplug_app_factory: Make) -> None:
     app = fastplug_app_factory(plugins=["health", "x"], extra_plugins={"x": Checks("x", HealthCheck("x", broken))})
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         response = client.get("/health/live")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
     assert response.headers["content-type"] == "application/json"
@@ -64,7 +65,7 @@ def test_live_is_200_without_running_checks(fastplug_app_factory: Make) -> None:
 def test_ready_is_200_with_per_check_json(fastplug_app_factory: Make) -> None:
     plugins = {"pg": Checks("pg", HealthCheck("pg", ok)), "kv": Checks("kv", HealthCheck("ping", ok))}
     app = fastplug_app_factory(plugins=["health", "pg", "kv"], extra_plugins=plugins)
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         response = client.get("/health/ready")
     body = response.json()
     assert response.status_code == 200
@@ -81,7 +82,7 @@ def test_ready_is_503_naming_failed_and_timed_out_checks(fastplug_app_factory: M
         "web": Checks("web", HealthCheck("web", ok)),
     }
     app = fastplug_app_factory(plugins=["health", "pg", "kv", "web"], extra_plugins=plugins)
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         response = client.get("/health/ready")
         assert client.get("/health/live").status_code == 200
     body = response.json()
@@ -109,7 +110,7 @@ def test_checks_run_concurrently(fastplug_app_factory: Make) -> None:
 
     plugin = Checks("pair", HealthCheck("first", first, timeout=5), HealthCheck("second", second, timeout=5))
     app = fastplug_app_factory(plugins=["health", "pair"], extra_plugins={"pair": plugin})
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         response = client.get("/health/ready")
     assert response.status_code == 200, response.json()
 
@@ -119,7 +120,7 @@ def test_health_prefix_and_default_timeout_are_settings(fastplug_app_factory: Ma
     app = fastplug_app_factory(
         plugins=["health", "slow"], extra_plugins={"slow": plugin}, health={"prefix": "/hc", "timeout": 0.05}
     )
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         assert client.get("/health/live").status_code == 404
         response = client.get("/hc/ready")
     assert response.status_code == 503
@@ -132,7 +133,7 @@ def test_health_prefix_and_default_timeout_are_settings(fastplug_app_factory: Ma
 def test_a_failing_critical_check_is_503_with_retry_after(fastplug_app_factory: Make) -> None:
     plugins = {"pg": Checks("pg", HealthCheck("pg", broken)), "kv": Checks("kv", HealthCheck("kv", ok, critical=False))}
     app = fastplug_app_factory(plugins=["health", "pg", "kv"], extra_plugins=plugins)
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         response = client.get("/health/ready")
     body = response.json()
     assert response.status_code == 503 and response.headers["retry-after"] == "5"
@@ -154,7 +155,7 @@ def test_a_failing_non_critical_check_is_200_degraded(fastplug_app_factory: Make
         "mq": Checks("mq", HealthCheck("broker", hangs, critical=False)),
     }
     app = fastplug_app_factory(plugins=["health", "pg", "kv", "mq"], extra_plugins=plugins, health={"timeout": 0.2})
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         response = client.get("/health/ready")
     body = response.json()
     assert response.status_code == 200 and "retry-after" not in response.headers
@@ -171,7 +172,7 @@ def test_a_critical_failure_beside_non_critical_ones_lists_both(fastplug_app_fac
         "kv": Checks("kv", HealthCheck("kv", broken, critical=False)),
     }
     app = fastplug_app_factory(plugins=["health", "pg", "kv"], extra_plugins=plugins)
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         response = client.get("/health/ready")
     body = response.json()
     assert response.status_code == 503
@@ -188,9 +189,9 @@ def test_settings_override_criticality_both_ways(fastplug_app_factory: Make) -> 
             plugins=["health", "pg", "kv"], extra_plugins=plugins, health={"critical": critical, "retry_after": 2}
         )
 
-    with TestClient(make({"pg": False})) as client:
+    with TestClient(make({"pg": False}), client=OPERATOR) as client:
         relaxed = client.get("/health/ready")
-    with TestClient(make({"pg": False, "kv.ping": True})) as client:
+    with TestClient(make({"pg": False, "kv.ping": True}), client=OPERATOR) as client:
         strict = client.get("/health/ready")
     assert relaxed.status_code == 200
     assert relaxed.json()["degraded"] == ["pg", "kv.ping"]
@@ -225,7 +226,7 @@ def test_each_check_is_cut_at_the_budget_even_if_its_cancellation_hangs(fastplug
 
     plugin = Checks("slow", HealthCheck("long", hangs, timeout=30), HealthCheck("stubborn", stubborn))
     app = fastplug_app_factory(plugins=["health", "slow"], extra_plugins={"slow": plugin}, health={"timeout": 0.3})
-    with TestClient(app) as client, ThreadPoolExecutor(1) as pool:
+    with TestClient(app, client=OPERATOR) as client, ThreadPoolExecutor(1) as pool:
         response = pool.submit(client.get, "/health/ready").result(timeout=3 * 0.3)  # a hang fails here
     body = response.json()
     assert response.status_code == 503
@@ -263,7 +264,7 @@ def test_an_open_cache_circuit_fails_the_check_at_once(
 ) -> None:
     private_redis()
     app = redis_cache_app(fastplug_app_factory, private_redis.port, fail_open=fail_open)  # type: ignore[attr-defined]
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         before = client.get("/health/ready").json()
         Runtime.of(app).services["cache"].backend.open_until = time.monotonic() + 60  # as after Redis errors
         response = client.get("/health/ready")
@@ -283,7 +284,7 @@ def test_a_hung_redis_is_reported_timed_out_within_the_budget(
     app = redis_cache_app(fastplug_app_factory, private_redis.port)  # type: ignore[attr-defined]
     budget = HealthSettings().timeout
     pool = ThreadPoolExecutor(1)
-    with TestClient(app) as client:
+    with TestClient(app, client=OPERATOR) as client:
         assert client.get("/health/ready").json()["status"] == "ok"
         server.send_signal(signal.SIGSTOP)  # accepts connections, answers nothing
         try:

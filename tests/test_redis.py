@@ -65,7 +65,7 @@ def test_one_shared_client_used_by_requests_and_closed_at_shutdown(
 
 
 def test_without_url_no_redis_is_used(make: Make) -> None:
-    with TestClient(make()) as client:
+    with TestClient(make(), client=("127.0.0.1", 50000)) as client:  # loopback: shown the health details
         ready = client.get("/health/ready").json()
         route = client.get("/kv/x")
     assert ready["status"] == "ok"

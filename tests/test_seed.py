@@ -219,7 +219,7 @@ def test_nothing_to_seed_and_unreachable_database_are_one_line_errors(tmp_path: 
     result = manage(write_settings(tmp_path, url), "db", "seed")
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
-    assert line.startswith("error: cannot connect to the database postgresql+asyncpg://app:***@127.0.0.1:")
+    assert line.startswith("error: cannot connect to the database postgresql+asyncpg://app:********@127.0.0.1:")
     assert "secret" not in result.stderr
 
 

@@ -191,7 +191,7 @@ def test_importable_celery_app_from_settings(
 
 def test_embedded_default_runs_tasks_without_a_broker_server(make: Make, effects: Path) -> None:
     app = make()
-    with TestClient(app) as client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # loopback: shown the health details
         assert client.get("/probe/add", params={"x": 2, "y": 3}).json() == 5  # result visible
         created = record(client, "delay", effects, "k1")
         wait_for(lambda: tasks_probe.lines(effects), "the task to run")
@@ -443,7 +443,7 @@ def dead_broker() -> str:
 
 def test_broker_down_direct_publish_answers_503_and_readiness_names_tasks(make: Make, effects: Path) -> None:
     app = make(tasks={"broker_url": dead_broker(), "embedded_worker": False, "publish_timeout": 1.0})
-    with TestClient(app) as client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # loopback: shown the health details
         direct = record(client, "delay", effects, "lost")
         ready = client.get("/health/ready")
         live = client.get("/health/live")
@@ -480,7 +480,7 @@ def test_rabbitmq_check_passes_and_the_embedded_worker_consumes_from_it(
     code, out = invoke(write_settings(tmp_path, ["health", "tasks"], {"broker_url": RABBIT}), "check")
     assert code == 0 and "tasks.E" not in out, out
     app = make(tasks={"broker_url": RABBIT, "embedded_worker": True})
-    with TestClient(app) as client:
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:  # loopback: shown the health details
         assert record(client, "delay", effects, "r1").status_code == 201
         wait_for(lambda: tasks_probe.lines(effects), "the task")
         ready = client.get("/health/ready").json()["checks"]["tasks"]

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
+from fastplug.config import mask_secrets
 from fastplug.plugins.cache.entry import Entry
 from fastplug.plugins.cache.pending import PendingInvalidations
 
@@ -212,7 +213,6 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
 _GLOB = re.compile(r"([*?\[\]\\])")
 
 
@@ -220,7 +220,7 @@ def _reason(exc: BaseException, op_timeout: float) -> str:
     """Why an operation failed, on one line, credentials in URLs masked."""
     if isinstance(exc, TimeoutError):
         return f"timed out after {op_timeout:g}s (op_timeout)"
-    text = _CREDENTIALS.sub("***@", " ".join(str(exc).split()))[:200]
+    text = mask_secrets(" ".join(str(exc).split()))[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

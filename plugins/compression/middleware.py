@@ -14,49 +14,15 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastplug.core import negotiate
+
 GZIP, BR = "gzip", "br"
 THREAD_MINIMUM_SIZE = 1 << 20  # one-shot bodies this large are compressed off the event loop
 _MEMO_LIMIT = 256  # distinct Accept-Encoding / Content-Type values remembered
+_MEMO_VALUE_LIMIT = 256  # longer values are negotiated each time, never remembered (bytes bounded)
 _NO_BODY_STATUS = frozenset((204, 205, 206, 304))
 _MISSING: Any = object()
 Header = tuple[bytes, bytes]
-
-
-def parse_accept_encoding(value: str) -> dict[str, float]:
-    """``"gzip;q=0.5, br"`` -> ``{"gzip": 0.5, "br": 1.0}``; a malformed q-value counts as 0."""
-    accepted: dict[str, float] = {}
-    for part in value.split(","):
-        coding, _, params = part.partition(";")
-        coding = coding.strip().lower()
-        if not coding:
-            continue
-        q = 1.0
-        for param in params.split(";"):
-            key, _, raw = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(raw.strip()), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        accepted[coding] = q
-    if "x-gzip" in accepted and "gzip" not in accepted:  # RFC 9110: an alias of gzip
-        accepted["gzip"] = accepted["x-gzip"]
-    return accepted
-
-
-def negotiate(value: str, codings: Sequence[str]) -> str | None:
-    """The coding of ``codings`` (server preference first) with the highest q > 0, or None.
-
-    ``*`` stands for every coding not named; ``q=0`` refuses one.
-    """
-    accepted = parse_accept_encoding(value)
-    star = accepted.get("*", 0.0)
-    best, best_q = None, 0.0
-    for coding in codings:
-        q = accepted.get(coding, star)
-        if q > best_q:
-            best, best_q = coding, q
-    return best
 
 
 def _merge_vary(value: bytes) -> bytes:
@@ -163,10 +129,11 @@ class CompressionMiddleware:
         self.app = app
         self.minimum_size = minimum_size
         self._length_digits = len(str(minimum_size))  # a Content-Length with fewer digits is smaller
-        self.encoders = {GZIP: Encoder(GZIP, gzip_level)}
-        if brotli and brotli_available():
-            self.encoders[BR] = Encoder(BR, brotli_quality)
-        self.codings = tuple(c for c in (BR, GZIP) if c in self.encoders)  # preference on equal q
+        from fastplug.plugins.compression.api import codings_for
+
+        self.codings = codings_for(brotli)  # preference on equal q; the cache keys by the same
+        levels = {GZIP: gzip_level, BR: brotli_quality}
+        self.encoders = {coding: Encoder(coding, levels[coding]) for coding in self.codings}
         types = [t.lower() for t in content_types]
         self.exact_types = frozenset(t for t in types if not t.endswith("/*"))
         self.type_prefixes = tuple(t[:-1] for t in types if t.endswith("/*"))
@@ -217,8 +184,10 @@ class CompressionMiddleware:
         return self.app(scope, receive, send_compressed)
 
     def _negotiate(self, accept: bytes) -> Encoder | None:
-        coding = negotiate(accept.decode("latin-1"), self.codings)
+        coding = negotiate(accept, self.codings)
         encoder = self.encoders[coding] if coding else None
+        if len(accept) > _MEMO_VALUE_LIMIT:
+            return encoder
         if len(self._negotiated) >= _MEMO_LIMIT:
             self._negotiated.clear()
         self._negotiated[accept] = encoder
@@ -232,6 +201,8 @@ class CompressionMiddleware:
             known = media != "text/event-stream" and (
                 media in self.exact_types or media.startswith(self.type_prefixes or "\0")
             )
+            if len(content_type) > _MEMO_VALUE_LIMIT:
+                return known
             if len(self._compressible) >= _MEMO_LIMIT:
                 self._compressible.clear()
             self._compressible[content_type] = known

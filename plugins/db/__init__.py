@@ -16,7 +16,7 @@ import pluggy
 from fastapi import FastAPI
 
 from fastplug.config import Settings
-from fastplug.core import CheckError, CheckMessage, HealthCheck, MiddlewareSpec, PluginInfo, Plugins, hookimpl
+from fastplug.core import HealthCheck, MiddlewareSpec, PluginInfo, Plugins, hookimpl
 from fastplug.plugins.db import hookspecs
 from fastplug.plugins.db.settings import DbSettings
 
@@ -67,18 +67,11 @@ def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
 
 @hookimpl
 def check(settings: Settings) -> Any:
-    async def connect() -> Sequence[CheckMessage]:
-        from fastplug.plugins.db.engine import db_settings
-        from fastplug.plugins.db.runtime import connectivity_problem
+    """The database answers (``db.E001``); every worker's pools fit in its server's
+    ``max_connections`` (``db.W001``, PostgreSQL)."""
+    from fastplug.plugins.db.checks import checks
 
-        problem = await connectivity_problem(db_settings(settings))
-        if problem is None:
-            return []
-        return [
-            CheckError(f"cannot connect to the database: {problem}", "db.E001", "is [db] url right and the server up?")
-        ]
-
-    return connect()
+    return checks(settings)
 
 
 @hookimpl(optionalhook=True)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from starlette.requests import HTTPConnection
 
 from fastplug.core import ServiceMissing, one_line, service
-from fastplug.plugins.db.errors import driver_os_error
+from fastplug.plugins.db.errors import reraise_os_error
 from fastplug.plugins.db.gate import NO_GATE
 from fastplug.plugins.db.keys import ENGINE, GATE, RAW_POOL, READ_ENGINE, SESSIONMAKER
 from fastplug.plugins.db.rawpool import BoundedPool
@@ -58,10 +58,7 @@ async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
                 raise
             await session.commit()
         except OSError as exc:
-            down = driver_os_error(exc)
-            if down is None:
-                raise
-            raise down from exc
+            reraise_os_error(exc)
         finally:
             await _close(session)
 
@@ -79,10 +76,7 @@ async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
             await session.connection(execution_options=AUTOCOMMIT)
             yield session
         except OSError as exc:
-            down = driver_os_error(exc)
-            if down is None:
-                raise
-            raise down from exc
+            reraise_os_error(exc)
         finally:
             await _close(session)
 
@@ -103,10 +97,7 @@ async def _read_connection(conn: HTTPConnection) -> AsyncIterator[AsyncConnectio
             await connection.start()
             yield connection
         except OSError as exc:
-            down = driver_os_error(exc)
-            if down is None:
-                raise
-            raise down from exc
+            reraise_os_error(exc)
         finally:
             if connection.sync_connection is not None:  # started
                 await _close(connection)

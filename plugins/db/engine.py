@@ -246,20 +246,26 @@ async def create_raw_pool(conf: DbSettings) -> Any:
 
     quiet_asyncpg_pool_log()
 
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    # the engine's own connect arguments (host, port, user, password, database, and the url's
+    # query: ssl=..., options SQLAlchemy's dialect passes to asyncpg.connect), not a DSN: asyncpg
+    # would read ?ssl=require as a server setting and the database would refuse every connection
+    _, params = url.get_dialect()().create_connect_args(url)
+    for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn"):
+        params.pop(sqlalchemy_only, None)
     server_settings = {"application_name": "fastplug-raw"}
     if conf.statement_timeout_ms:
         server_settings["statement_timeout"] = str(conf.statement_timeout_ms)
     options: dict[str, Any] = {
+        **params,
         "max_size": conf.raw_pool.max_size,
         "max_inactive_connection_lifetime": conf.raw_pool.max_inactive_connection_lifetime,
         "timeout": conf.connect_timeout,
         "server_settings": server_settings,
     }
     try:
-        return await asyncpg.create_pool(dsn, min_size=conf.raw_pool.min_size, **options)
+        return await asyncpg.create_pool(min_size=conf.raw_pool.min_size, **options)
     except (OSError, asyncpg.PostgresError) as exc:
         # The database is down: start anyway (routes answer 503, /health/ready says why)
         # with a pool that connects on first use.
         log.warning("db: raw pool could not connect at startup: %s; connecting on first use", describe_error(exc))
-        return await asyncpg.create_pool(dsn, min_size=0, **options)
+        return await asyncpg.create_pool(min_size=0, **options)

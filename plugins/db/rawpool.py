@@ -6,16 +6,18 @@ import logging
 from typing import Any
 
 from fastplug.core import one_line
-from fastplug.plugins.db.errors import BUSY, DatabaseUnavailable, unavailable
+from fastplug.plugins.db.errors import BUSY, DatabaseUnavailable, driver_os_error, unavailable
 
 log = logging.getLogger("fastplug.db")
 
 
 class _Acquired:
     """``async with``: a connection from the pool, or :class:`DatabaseUnavailable` (no
-    connection within the timeout, the server refusing, starting or stopping); returned to
-    the pool at the end, where a failure (a reset on a dead connection) is logged, never
-    raised: the statements ran, their answer stands."""
+    connection within the timeout, the server refusing, starting or stopping, a wrong
+    password, too many clients...); returned to the pool at the end, where a failure (a reset
+    on a dead connection) is logged, never raised: the statements ran, their answer stands.
+    A bare ``OSError`` asyncpg raised in the block leaves it as :class:`DatabaseUnavailable`
+    too (asyncpg's own errors are classified by the db plugin's exception handlers)."""
 
     __slots__ = ("bounded", "connection")
 
@@ -36,11 +38,13 @@ class _Acquired:
             raise down from exc
         return self.connection
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
             await self.bounded.pool.release(self.connection)
-        except Exception as exc:  # the pool terminated the connection; a new one replaces it
-            log.warning("db: a raw connection could not be reset, dropped (%s)", one_line(exc))
+        except Exception as error:  # the pool terminated the connection; a new one replaces it
+            log.warning("db: a raw connection could not be reset, dropped (%s)", one_line(error))
+        if isinstance(exc, OSError) and (down := driver_os_error(exc)) is not None:  # a bare one of asyncpg's
+            raise down from exc
 
 
 class BoundedPool:

@@ -31,8 +31,8 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Select, sqltypes
 
-from fastplug.core import one_line, records, service
-from fastplug.plugins.db.errors import DatabaseUnavailable
+from fastplug.core import records, service
+from fastplug.plugins.db.errors import reraise_os_error
 from fastplug.plugins.db.gate import NO_GATE
 from fastplug.plugins.db.keys import READER
 from fastplug.plugins.db.rawpool import BoundedPool
@@ -92,10 +92,8 @@ class ReadQuery:
             try:
                 async with reader.engine.connect() as connection:
                     rows = (await connection.execute(self.statement, params)).all()
-            except DatabaseUnavailable:
-                raise
-            except OSError as exc:  # the driver's, bare: connect refused, DNS, timeout
-                raise DatabaseUnavailable(one_line(exc)) from exc
+            except OSError as exc:  # the driver's, bare: connect refused, DNS, TLS, timeout
+                reraise_os_error(exc)
         return records(rows, self.keys)
 
     async def first(self, reader: Reader, /, **params: Any) -> dict[str, Any] | None:

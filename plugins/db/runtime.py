@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fastplug.config import Settings
-from fastplug.core import Plugins, Runtime, Services, one_line
+from fastplug.core import Plugins, Runtime, Services
 from fastplug.plugins.db.api import (
     ENGINE,
     GATE,
@@ -140,25 +140,3 @@ async def ping(services: Services) -> dict[str, int]:
         async with raw.acquire() as connection:
             await connection.fetchval("SELECT 1")
     return pool_stats(engine)
-
-
-async def connectivity_problem(conf: DbSettings) -> str | None:
-    """Why the database cannot be reached, or ``None`` (for ``manage.py check``)."""
-    try:
-        url = make_url(conf.url)
-    except Exception as exc:
-        return f"invalid url: {one_line(exc)}"
-    if url.get_backend_name() == "sqlite":
-        return None
-    try:
-        engine = create_engine(conf.model_copy(update={"pool_size": 1, "max_overflow": 0}), QueryCounter())
-    except Exception as exc:
-        return one_line(exc)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception as exc:
-        return one_line(exc)
-    finally:
-        await engine.dispose()
-    return None

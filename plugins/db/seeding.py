@@ -14,10 +14,9 @@ from typing import Any
 
 import click
 from sqlalchemy import Table, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from fastplug.config import Settings, mask_url_password
+from fastplug.config import Settings, mask_url, mask_url_password
 from fastplug.core import PluginHookError, Plugins, one_line
 from fastplug.plugins.db.api import Base, SeedContext, Seeder, SeedResult
 
@@ -143,8 +142,8 @@ async def _connect_check(connection_url: str, engine: Any) -> None:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as exc:
-        url = make_url(connection_url).render_as_string(hide_password=True)
-        raise SeedError(f"cannot connect to the database {url}: {mask_url_password(one_line(exc))}") from exc
+        url = mask_url(connection_url)  # the password and a ?password= both masked
+        raise SeedError(f"cannot connect to the database {url}: {one_line(exc)}") from exc
 
 
 async def run(

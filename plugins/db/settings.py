@@ -58,8 +58,10 @@ class DbSettings(PluginSettings):
         examples = "use postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path.db"
         try:
             url = make_url(value)
-        except ArgumentError:
-            raise ValueError(f"not a database URL ({examples})") from None
+        except (ArgumentError, ValueError):  # ValueError quotes a part of the URL: maybe of its password
+            raise ValueError(
+                f"not a database URL ({examples}; percent-encode @ : / ? # in a password, e.g. @ as %40)"
+            ) from None
         try:
             dialect = url.get_dialect()
         except NoSuchModuleError:

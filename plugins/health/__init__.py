@@ -1,4 +1,4 @@
-"""health plugin: ``GET /health/live`` and ``GET /health/ready``."""
+"""health plugin: ``GET /health/live`` and ``GET /health/ready`` (check details for the operator only)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""The health endpoints."""
+"""The health endpoints.
+
+``/health/ready`` shows everyone its status code, overall ``status`` and each check's name,
+``status`` and ``critical``; each check's ``error``, ``detail`` and ``duration_ms`` (error
+texts, hosts, user names, pool sizes) only to the operator: the clients the access rule of
+:func:`detail_rule` admits.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +17,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from fastplug.core import HealthCheck, one_line
+from fastplug.core import LOOPBACK_ONLY, AccessRule, HealthCheck, one_line
 from fastplug.plugins.health.settings import HealthSettings
 
 _LIVE = b'{"status":"ok"}'
+PUBLIC = ("status", "critical")  # what everyone sees of a check
+NO_STORE = {"Cache-Control": "no-store"}  # the operator's answer must not be cached for others
+# the service the metrics plugin offers (fastplug.plugins.metrics.api.OPERATOR_ACCESS), named
+# here so that a disabled metrics plugin is not imported
+OPERATOR_ACCESS = "metrics.operator_access"
 
 # Checks cut at the budget whose cancellation has not finished yet: kept referenced until it has.
 _abandoned: set[asyncio.Task[dict[str, Any]]] = set()
@@ -105,10 +116,32 @@ async def run_checks(planned: Sequence[Planned], services: Any, budget: float) -
     return results
 
 
+def detail_rule(conf: HealthSettings) -> AccessRule | None:
+    """The rule of ``[health] detail_allow`` / ``detail_token``; None when neither is set (then the
+    metrics plugin's ``metrics.operator_access`` service while it runs, else loopback only)."""
+    if conf.detail_allow is None and conf.detail_token is None:
+        return None
+    return AccessRule.build(conf.detail_allow, conf.detail_token)
+
+
+def operator_rule(own: AccessRule | None, services: Any) -> AccessRule:
+    """Who sees the details: ``[health]``'s own rule, the metrics plugin's, or loopback."""
+    if own is not None:
+        return own
+    found = services.get(OPERATOR_ACCESS)
+    return found if isinstance(found, AccessRule) else LOOPBACK_ONLY
+
+
+def public(checks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The checks as anyone may see them: ``status`` and ``critical`` only."""
+    return {name: {key: result[key] for key in PUBLIC} for name, result in checks.items()}
+
+
 def build_router(conf: HealthSettings) -> APIRouter:
     """``/live``: the process answers. ``/ready``: no critical check fails (within the budget)."""
     router = APIRouter(prefix=conf.prefix, tags=["health"], include_in_schema=conf.include_in_schema)
-    retry_after = {"Retry-After": str(conf.retry_after)}
+    down_headers = {"Retry-After": str(conf.retry_after), **NO_STORE}
+    own = detail_rule(conf)
 
     @router.get("/live", name="health_live")
     async def live() -> Response:
@@ -123,11 +156,13 @@ def build_router(conf: HealthSettings) -> APIRouter:
         failed = [p.name for p in planned if named[p.name]["status"] != "ok"]
         degraded = [p.name for p in planned if p.name in failed and not p.critical]
         down = len(failed) > len(degraded)  # a critical check failed
+        if not operator_rule(own, runtime.services).admits(request.scope):
+            named = public(named)
         body: dict[str, Any] = {"status": "fail" if down else "degraded" if degraded else "ok", "checks": named}
         if failed:
             body["failed"] = failed
         if degraded:
             body["degraded"] = degraded
-        return JSONResponse(body, status_code=503 if down else 200, headers=retry_after if down else None)
+        return JSONResponse(body, status_code=503 if down else 200, headers=down_headers if down else NO_STORE)
 
     return router

@@ -7,18 +7,25 @@ route}``, ``http_requests_in_progress{method, route}``, ``http_request_size_byte
 the scrape path is not measured. Other plugins add collectors with the ``register_metrics``
 hook. Across ``serve --workers N`` the figures are summed (prometheus-client's multiprocess
 mode, set up in ``serve_starting``). prometheus-client is imported only when the app is built.
+
+Who may scrape is an :class:`fastplug.core.AccessRule` (``[metrics] allow`` / ``token``), also
+offered to other plugins as the ``metrics.operator_access`` service (:mod:`.api`). With
+``[metrics] port`` the scrape path is served only on that port (:mod:`.port`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import pluggy
 from fastapi import APIRouter, FastAPI
 
 from fastplug.config import Settings
-from fastplug.core import CheckMessage, CheckWarning, MiddlewareSpec, PluginInfo, hookimpl
+from fastplug.core import CheckMessage, MiddlewareSpec, PluginInfo, hookimpl
 from fastplug.plugins.metrics import hookspecs
+from fastplug.plugins.metrics.api import OPERATOR_ACCESS
 from fastplug.plugins.metrics.settings import MetricsSettings
 
 PRIORITY = 100  # outermost band: time everything inside, compression included
@@ -50,7 +57,7 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
     conf = _conf(settings)
     options = {
         "instruments": Instruments(conf.buckets),
-        "exclude_path": conf.path,
+        "exclude_path": conf.path if conf.port is None else None,  # on its own port: not here
         "timing_header": conf.timing_header,
         "process_time_header": conf.process_time_header,
     }
@@ -60,10 +67,38 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
 
 @hookimpl
 def register_routers(settings: Settings) -> Sequence[APIRouter]:
+    conf = _conf(settings)
+    if conf.port is not None:  # served only on the metrics port: the app's port 404s the path
+        return []
     from fastplug.plugins.metrics.routes import build_router
     from fastplug.plugins.metrics.wiring import instruments_of
 
-    return [build_router(_conf(settings), lambda request: instruments_of(request.app))]
+    return [build_router(conf, lambda request: instruments_of(request.app))]
+
+
+@hookimpl
+def lifespan(app: FastAPI, settings: Settings) -> AbstractAsyncContextManager[dict[str, Any]]:
+    """Offer the access rule as a service; serve the metrics port, if one is set."""
+    from fastplug.plugins.metrics.routes import access_rule
+
+    conf = _conf(settings)
+    rule = access_rule(conf)
+
+    @asynccontextmanager
+    async def run() -> AsyncIterator[dict[str, Any]]:
+        if conf.port is None:
+            yield {OPERATOR_ACCESS: rule}
+            return
+        from fastplug.plugins.metrics.port import ScrapeApp, metrics_port
+        from fastplug.plugins.metrics.wiring import instruments_of
+
+        instruments = instruments_of(app)
+        # several workers share the port only when they share the figures (multiprocess mode)
+        shared = instruments.multiprocess_dir is not None
+        async with metrics_port(ScrapeApp(conf.path, rule, instruments), conf.host, conf.port, shared):
+            yield {OPERATOR_ACCESS: rule}
+
+    return run()
 
 
 @hookimpl
@@ -89,13 +124,6 @@ def worker_exited(pid: int) -> None:
 
 @hookimpl
 def check(settings: Settings) -> Sequence[CheckMessage]:
-    conf = _conf(settings)
-    if not conf.allow and conf.token is None:
-        return [
-            CheckWarning(
-                f"{conf.path} answers 403 to everyone: [metrics] allow is empty and no token is set",
-                "metrics.W001",
-                "allow the Prometheus server's network, or set [metrics] token in .secrets.toml",
-            )
-        ]
-    return []
+    from fastplug.plugins.metrics.checks import exposure
+
+    return exposure(_conf(settings), settings.core.server)

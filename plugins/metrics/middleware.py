@@ -33,13 +33,13 @@ def timing_headers(server_timing: bool, process_time: bool) -> Callable[[float],
 
 class MetricsMiddleware:
     """Observe ``http_requests_total``, ``http_request_duration_seconds`` and the request
-    and response size summaries for every HTTP request except ``exclude_path``."""
+    and response size summaries for every HTTP request except ``exclude_path`` (None: every one)."""
 
     def __init__(
         self,
         app: ASGIApp,
         instruments: Instruments,
-        exclude_path: str = "/metrics",
+        exclude_path: str | None = "/metrics",
         timing_header: bool = False,
         process_time_header: bool = False,
     ) -> None:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, IPv6Network
 from itertools import pairwise
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 
 from fastplug.config import PluginSettings
+from fastplug.core import valid_token
 
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class MetricsSettings(PluginSettings):
-    """The scrape endpoint, who may scrape it, histogram buckets and timing headers."""
+    """The scrape endpoint (and its own port), who may scrape it, histogram buckets and timing headers."""
 
     path: str = Field("/metrics", pattern=r"^/\S*$")
     include_in_schema: bool = False
@@ -22,11 +22,20 @@ class MetricsSettings(PluginSettings):
     )
     timing_header: bool = Field(False, description="add Server-Timing: app;dur=<ms> to every response")
     process_time_header: bool = Field(False, description="also add X-Process-Time: <seconds>")
-    allow: list[IPvAnyNetwork] = Field(
-        default_factory=lambda: [IPv4Network("127.0.0.0/8"), IPv6Network("::1/128")],
-        description="client networks that may scrape without a token (default: loopback only)",
+    allow: list[IPvAnyNetwork] | None = Field(
+        None,
+        description="client networks that may scrape without the token; unset: loopback when no token "
+        "is set, nobody when one is (the token is then required from every client, loopback included)",
     )
     token: SecretStr | None = Field(None, description="a bearer token that may scrape from anywhere")
+    port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="serve the scrape path only on this port (the app's port then answers 404 for it); "
+        "unset: on the app's port",
+    )
+    host: str = Field("127.0.0.1", min_length=1, description="the address the metrics port listens on")
     multiprocess_dir: str | None = Field(
         None,
         description="prometheus-client's directory for serve --workers > 1 "
@@ -40,9 +49,4 @@ class MetricsSettings(PluginSettings):
             raise ValueError("expected a non-empty list of positive, strictly increasing numbers of seconds")
         return value
 
-    @field_validator("token")
-    @classmethod
-    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("expected a token of at least 16 characters")
-        return value
+    _token = field_validator("token")(valid_token)

@@ -1,9 +1,9 @@
 """``POST /orders``, ``GET /orders/{order_id}`` and ``GET /users/{user_id}/orders``.
 
-Errors: ``404`` (order or user absent), ``409`` (insufficient stock), ``422`` (an invalid
-body, one naming a user or products that do not exist, or a total too large to store:
-FastAPI's validation-error shape, ``loc`` pointing at the field). Responses are serialized once
-(``fastplug.core.serializer``).
+Errors: ``404`` (order or user absent; for a new order, the user or products it names, listed
+in FastAPI's validation-error shape, ``loc`` pointing at the field), ``409`` (insufficient stock,
+or a total too large to store), ``422`` (a body the schema rejects: only those, so a body valid by
+the schema is never a 422). Responses are serialized once (``fastplug.core.serializer``).
 """
 
 # no ``from __future__ import annotations``: the body model is built per router, and FastAPI
@@ -12,13 +12,21 @@ FastAPI's validation-error shape, ``loc`` pointing at the field). Responses are 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
-from fastapi.exceptions import RequestValidationError
 
-from fastplug.core import CURSOR_PATTERN, UNAVAILABLE, ErrorOut, JsonBytes, decode_cursor, encode_cursor, serializer
+from fastplug.core import (
+    CURSOR_PATTERN,
+    TOO_LARGE,
+    UNAVAILABLE,
+    ErrorOut,
+    JsonBytes,
+    decode_cursor,
+    encode_cursor,
+    serializer,
+)
 from fastplug.plugins.cache.api import OptionalCache, invalidate_committed
 from fastplug.plugins.db.api import DbReadSession, DbSession
 from fastplug.plugins.orders import store
-from fastplug.plugins.orders.schemas import MAX_ID, OrderCreated, OrderOut, OrderPage, order_in
+from fastplug.plugins.orders.schemas import MAX_ID, MissingReferences, OrderCreated, OrderOut, OrderPage, order_in
 from fastplug.plugins.orders.settings import OrdersSettings
 from fastplug.plugins.orders.tasks import SEND_CONFIRMATION
 from fastplug.plugins.products.api import product_tag
@@ -28,18 +36,24 @@ OrderId = Annotated[int, Path(ge=1, le=MAX_ID, description="the order's id")]
 UserId = Annotated[int, Path(ge=1, le=MAX_ID, description="the user's id")]
 LOCATION = {"description": "the new order's path", "schema": {"type": "string"}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "not found"}}
+# OpenAPI links: where an order leads (schemathesis' stateful tests follow them too)
+CREATED_LINKS = {"GetOrder": {"operationId": "get_order", "parameters": {"order_id": "$response.body#/order_id"}}}
+ORDER_LINKS = {
+    "ListUserOrders": {"operationId": "list_user_orders", "parameters": {"user_id": "$response.body#/user_id"}}
+}
 
 
-def _unknown(rejected: store.UnknownReferences, lines: list[Any]) -> RequestValidationError:
+def _unknown(rejected: store.UnknownReferences, lines: list[Any]) -> HTTPException:
+    """The 404 listing what does not exist, each with the ``loc`` of the field naming it."""
     errors = []
     for missing in rejected.missing:
-        loc: tuple[str | int, ...] = missing.loc
+        loc: list[str | int] = list(missing.loc)
         if missing.kind == "product":  # point at the first line naming it
             index = next(i for i, line in enumerate(lines) if line.product_id == missing.value)
-            loc = ("body", "items", index, "product_id")
+            loc = ["body", "items", index, "product_id"]
         message = f"{missing.kind} {missing.value} does not exist"
         errors.append({"type": "not_found", "loc": loc, "msg": message, "input": missing.value})
-    return RequestValidationError(errors)
+    return HTTPException(404, errors)
 
 
 def build_router(conf: OrdersSettings) -> APIRouter:
@@ -58,10 +72,13 @@ def build_router(conf: OrdersSettings) -> APIRouter:
         tags=["orders"],
         status_code=201,
         response_model=OrderCreated,
+        operation_id="create_order",
         responses={
-            201: {"headers": {"Location": LOCATION}},
+            201: {"headers": {"Location": LOCATION}, "links": CREATED_LINKS},
             400: {"model": ErrorOut, "description": "the body is not JSON"},  # FastAPI's answer
-            409: {"model": ErrorOut, "description": "insufficient stock"},
+            404: {"model": MissingReferences, "description": "the user or a product does not exist"},
+            409: {"model": ErrorOut, "description": "insufficient stock, or a total too large to store"},
+            **TOO_LARGE,
         },
     )
     async def create_order(
@@ -72,17 +89,15 @@ def build_router(conf: OrdersSettings) -> APIRouter:
     ) -> JsonBytes:
         """Place an order: stock is taken, the order and its items written and the
         confirmation email enqueued, all in one transaction. Lines of the same product are
-        merged; prices are the current ones. ``422`` also when the user or a product does
-        not exist (or the total exceeds 9999999999.99), ``409`` when a product has too few
-        units in stock."""
+        merged; prices are the current ones. ``404`` when the user or a product does not
+        exist, ``409`` when a product has too few units in stock or the total would exceed
+        9999999999.99."""
         lines = store.merge_lines((line.product_id, line.quantity) for line in body.items)
         try:
             order = await store.place_order(session, body.user_id, lines)
         except store.UnknownReferences as exc:
             raise _unknown(exc, body.items) from None
-        except store.TotalTooLarge as exc:
-            raise RequestValidationError([{"type": "too_large", "loc": ("body", "items"), "msg": str(exc)}]) from None
-        except store.OutOfStock as exc:
+        except (store.OutOfStock, store.TotalTooLarge) as exc:
             raise HTTPException(409, str(exc)) from None
         await tasks.enqueue(session, SEND_CONFIRMATION, order.id)
         await session.commit()  # before the cache forgets the old stock figures
@@ -91,7 +106,14 @@ def build_router(conf: OrdersSettings) -> APIRouter:
         out = OrderCreated(order_id=order.id, status=order.status, total=order.total)
         return created.response(out, status_code=201, headers={"Location": f"/orders/{order.id}"})
 
-    @router.get("/orders/{order_id}", name="get_order", tags=["orders"], response_model=OrderOut, responses=NOT_FOUND)
+    @router.get(
+        "/orders/{order_id}",
+        name="get_order",
+        operation_id="get_order",
+        tags=["orders"],
+        response_model=OrderOut,
+        responses={200: {"links": ORDER_LINKS}, **NOT_FOUND},
+    )
     async def get_order(order_id: OrderId, session: DbReadSession) -> JsonBytes:
         """An order with its items and their products."""
         order = await store.get_order(session, order_id)
@@ -102,6 +124,7 @@ def build_router(conf: OrdersSettings) -> APIRouter:
     @router.get(
         "/users/{user_id}/orders",
         name="list_user_orders",
+        operation_id="list_user_orders",
         tags=["users", "orders"],
         response_model=OrderPage,
         responses=NOT_FOUND,

@@ -1,24 +1,27 @@
 """Request and response bodies of the orders routes.
 
 Every input is bounded (ids fit a 32-bit ``INTEGER``, quantities and lines are capped) so
-no request can reach the database with a value it would reject. Response models read ORM
-rows directly (``from_attributes``); money is a ``Decimal`` (a JSON string, exact).
+no request can reach the database with a value it would reject, and the schema says exactly what
+is accepted (``3.0`` is the integer 3, as JSON Schema has it; ``"3"``, ``true`` and ``3.5`` are
+not). Response models read ORM rows directly (``from_attributes``); money is a ``Decimal`` (a
+JSON string, exact).
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from fastplug.core import INT32_MAX, UtcDatetime
+from fastplug.core import INT32_MAX, JsonInteger, UtcDatetime
 from fastplug.plugins.products.api import Cents
 
 MAX_ID = INT32_MAX
 MAX_QUANTITY = 10_000
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID), JsonInteger]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), JsonInteger]
 
 
 class OrderLineIn(BaseModel):
@@ -27,7 +30,7 @@ class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)  # "1" or true is not an id or a quantity
 
     product_id: Id
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    quantity: Quantity
 
 
 class OrderIn(BaseModel):
@@ -44,6 +47,21 @@ def order_in(max_items: int) -> type[OrderIn]:
     """:class:`OrderIn` with ``items`` capped at ``max_items`` (shown as such in OpenAPI)."""
     items = (list[OrderLineIn], Field(min_length=1, max_length=max_items))
     return create_model("OrderIn", __base__=OrderIn, __doc__=OrderIn.__doc__, items=items)
+
+
+class MissingReference(BaseModel):
+    """A user or product a new order names that does not exist (``loc``: the field naming it)."""
+
+    type: Literal["not_found"]
+    loc: list[str | int]
+    msg: str
+    input: int
+
+
+class MissingReferences(BaseModel):
+    """The ``404`` of ``POST /orders``: every reference that does not exist."""
+
+    detail: list[MissingReference]
 
 
 class OrderCreated(BaseModel):

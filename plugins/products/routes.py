@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from fastplug.core import (
     CURSOR_PATTERN,
     INT32_MAX,
+    TOO_LARGE,
     UNAVAILABLE,
     ErrorOut,
     JsonBytes,
@@ -30,6 +31,13 @@ from fastplug.plugins.products.settings import ProductsSettings
 
 NOT_FOUND = "product not found"
 DUPLICATE = "a product with this SKU already exists"
+LOCATION = {"description": "the new product's path", "schema": {"type": "string"}}
+# OpenAPI links: what a client (and schemathesis' stateful tests) can do with a product answered
+_BY_ID = {"product_id": "$response.body#/id"}
+LINKS = {
+    "GetProduct": {"operationId": "get_product", "parameters": _BY_ID},
+    "UpdateProduct": {"operationId": "update_product", "parameters": _BY_ID},
+}
 
 # Core statements over the table's columns, compiled once: no ORM entities per row; on
 # PostgreSQL they run on the raw asyncpg pool (fastplug.plugins.db.api), elsewhere through SQLAlchemy
@@ -53,9 +61,11 @@ def build_router(settings: ProductsSettings) -> APIRouter:
     duplicate = {
         400: {"model": ErrorOut, "description": "Body is not JSON"},  # FastAPI's answer to undecodable bodies
         409: {"model": ErrorOut, "description": "SKU already used by another product"},
+        **TOO_LARGE,
     }
+    created = {201: {"headers": {"Location": LOCATION}, "links": LINKS}, **duplicate}
 
-    @router.get("/products", response_model=ProductPage, name="list_products")
+    @router.get("/products", response_model=ProductPage, name="list_products", operation_id="list_products")
     @cached(ttl=settings.cache_ttl, tags=[TAG, LIST_TAG])
     async def list_products(
         db: DbReader,
@@ -78,7 +88,13 @@ def build_router(settings: ProductsSettings) -> APIRouter:
         tags.extend(product_tag(row["id"]) for row in rows)  # the one past the page too: it sets next_cursor
         return page.response(page_of(rows, limit, key=itemgetter("id")), from_attributes=True)
 
-    @router.get("/products/{product_id}", response_model=ProductOut, responses=not_found, name="get_product")
+    @router.get(
+        "/products/{product_id}",
+        response_model=ProductOut,
+        responses=not_found,
+        name="get_product",
+        operation_id="get_product",
+    )
     @cached(ttl=settings.cache_ttl, tags=[TAG])
     async def get_product(product_id: ProductIdPath, db: DbReader, tags: CacheTags) -> JsonBytes:
         """One product; cached, tagged with its id."""
@@ -88,7 +104,14 @@ def build_router(settings: ProductsSettings) -> APIRouter:
             raise HTTPException(404, NOT_FOUND)
         return one.response(product, from_attributes=True)
 
-    @router.post("/products", status_code=201, response_model=ProductOut, responses=duplicate, name="create_product")
+    @router.post(
+        "/products",
+        status_code=201,
+        response_model=ProductOut,
+        responses=created,
+        name="create_product",
+        operation_id="create_product",
+    )
     async def create_product(body: ProductIn, session: DbSession, cache: OptionalCache) -> JsonBytes:
         """Create a product (a SKU already used is a 409); cached pages are dropped."""
         product = Product(**body.model_dump())
@@ -99,13 +122,15 @@ def build_router(settings: ProductsSettings) -> APIRouter:
             raise HTTPException(409, DUPLICATE) from None
         await session.commit()
         await invalidate_committed(cache, tags=[LIST_TAG])  # pages may hold it now; nothing else showed it
-        return one.response(product, from_attributes=True, status_code=201)
+        location = {"Location": f"/products/{product.id}"}
+        return one.response(product, from_attributes=True, status_code=201, headers=location)
 
     @router.patch(
         "/products/{product_id}",
         response_model=ProductOut,
-        responses={**not_found, **duplicate},
+        responses={200: {"links": LINKS}, **not_found, **duplicate},
         name="update_product",
+        operation_id="update_product",
     )
     async def update_product(
         product_id: ProductIdPath, body: ProductPatch, session: DbSession, cache: OptionalCache

@@ -6,23 +6,28 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
-from fastplug.core import INT32_MAX, UtcDatetime
+from fastplug.core import INT32_MAX, JsonInteger, UtcDatetime
 from fastplug.plugins.products.api import Cents
 
 PRICE_PATTERN = r"^(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?$"
-_PRICE = re.compile(PRICE_PATTERN)
+PRICE_LIMIT = 10**8  # Numeric(10, 2): 8 digits before the point, 2 after
+_PRICE = re.compile(r"(0|[1-9][0-9]{0,7})(\.[0-9]{1,2})?")  # PRICE_PATTERN, for fullmatch
 LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # one line of printable text
 TEXT_PATTERN = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 def _price_text(value: Any) -> Any:
-    if isinstance(value, str) and not _PRICE.match(value):
+    if isinstance(value, str) and not _PRICE.fullmatch(value):  # not "12.50\n": "$" ends the text in the schema
         raise ValueError("a price is a decimal number like 12.50 (at most 8 digits, 2 decimals)")
     if isinstance(value, bool):
         raise ValueError("a price is a number")
     return value
+
+
+def _no_negative_zero(value: Decimal) -> Decimal:
+    return value + 0  # -0.0 is stored and shown as 0.00, not -0.00
 
 
 Sku = Annotated[str, Field(min_length=1, max_length=32, pattern=LINE_PATTERN, examples=["SKU-000042"])]
@@ -32,11 +37,12 @@ Description = Annotated[str, Field(max_length=10_000, pattern=TEXT_PATTERN)]
 Price = Annotated[
     Decimal,
     BeforeValidator(_price_text),
-    Field(ge=0, lt=Decimal(10**8), max_digits=10, decimal_places=2, strict=False),  # numbers and strings
+    Field(ge=0, lt=Decimal(PRICE_LIMIT), max_digits=10, decimal_places=2, strict=False),  # numbers and strings
+    AfterValidator(_no_negative_zero),
     WithJsonSchema(
-        {
+        {  # exactly what is accepted: a number with at most 2 decimals (12, 12.5, 12.25), or such a string
             "anyOf": [
-                {"type": "number", "minimum": 0, "exclusiveMaximum": 10**8},
+                {"type": "number", "minimum": 0, "exclusiveMaximum": PRICE_LIMIT, "multipleOf": 0.01},
                 {"type": "string", "pattern": PRICE_PATTERN},
             ],
             "description": "at most 2 decimals, under 10^8",
@@ -45,7 +51,7 @@ Price = Annotated[
         mode="validation",
     ),
 ]
-Stock = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Stock = Annotated[int, Field(ge=0, le=INT32_MAX), JsonInteger]
 ProductId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 

@@ -39,12 +39,10 @@ async def _ping(services: Services) -> object:
 
 @hookimpl
 def register_exception_handlers() -> dict[type[BaseException], Any]:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+    """Redis unreachable, refusing our credentials, loading, read-only...: 503 + Retry-After."""
+    from fastplug.plugins.redis.errors import exception_handlers
 
-    from fastplug.core import unavailable
-
-    return {RedisConnectionError: unavailable, RedisTimeoutError: unavailable}
+    return exception_handlers()
 
 
 @hookimpl

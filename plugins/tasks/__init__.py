@@ -62,6 +62,14 @@ def register_health_checks(settings: Settings) -> Sequence[HealthCheck]:
 
 
 @hookimpl
+def register_exception_handlers() -> dict[type[BaseException], Any]:
+    """A broker that is down or refuses us, on a route that publishes: 503 + Retry-After."""
+    from fastplug.plugins.tasks.errors import BrokerUnavailable, broker_unavailable
+
+    return {BrokerUnavailable: broker_unavailable}
+
+
+@hookimpl
 def check(settings: Settings) -> Any:
     from fastplug.plugins.tasks.service import checks
 

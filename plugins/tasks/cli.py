@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from fastplug.config import FastplugError, mask_url_password
+from fastplug.config import FastplugError, mask_url
 from fastplug.core import CliContext, PluginHookError, get_context
 
 LOGLEVELS = ("debug", "info", "warning", "error", "critical")
@@ -24,7 +24,7 @@ def _app(ctx: CliContext, worker: bool) -> Any:
     if conf.is_memory:
         ctx.fail(
             RuntimeError(
-                f"[tasks] broker_url is {mask_url_password(conf.broker_url)}: an in-process broker only the "
+                f"[tasks] broker_url is {mask_url(conf.broker_url)}: an in-process broker only the "
                 "server's embedded worker sees; set broker_url to amqp://... or redis://... to run workers"
             )
         )

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from fastplug.core import one_line
+from fastplug.plugins.tasks.errors import BrokerUnavailable
 from fastplug.plugins.tasks.models import DEFERRED, DONE, FAILED, PENDING, RUNNING, SENT
 from fastplug.plugins.tasks.publisher import Publisher
 from fastplug.plugins.tasks.runtime import OUTBOX, utcnow
@@ -170,7 +171,7 @@ class Relay:
             if poll:
                 await self._housekeeping()
         if error is not None:
-            raise ConnectionError(f"cannot publish outbox tasks: {error}")
+            raise BrokerUnavailable(f"cannot publish outbox tasks: {error}")
         self.failures = 0
         return total
 

@@ -11,16 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
-from fastplug.config import mask_url_password
+from fastplug.config import mask_url, mask_url_password
 from fastplug.core import one_line
 from fastplug.plugins.tasks.celery_app import OUTBOX_HEADER, FastplugCelery, without_result_listener
+from fastplug.plugins.tasks.errors import BrokerUnavailable
 
 T = TypeVar("T")
 THREADS = 4
-
-
-class BrokerUnavailable(ConnectionError):  # noqa: N818 - reads as the condition it is
-    """The broker refused or dropped the publish (answered 503 + Retry-After by core)."""
 
 
 def _options(options: dict[str, Any]) -> dict[str, Any]:
@@ -36,7 +33,7 @@ class Publisher:
 
     def __init__(self, app: FastplugCelery, timeout: float, threads: int = THREADS) -> None:
         self.app, self.timeout = app, timeout
-        self.broker = mask_url_password(app.conf.broker_url)
+        self.broker = mask_url(app.conf.broker_url)
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="fastplug-tasks-publish")
 
     async def _call(self, fn: Callable[[], T], limit: float | None = None) -> T:
@@ -110,6 +107,12 @@ class Publisher:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
+    """The broker is unreachable or refuses us: kombu's ``OperationalError`` (a connection
+    error of any transport, wrapped), a socket error, AMQP's connection errors, and
+    ``AccessRefused`` (a wrong user or password: AMQP raises it as a channel error, which
+    kombu does not wrap)."""
+    from amqp.exceptions import AccessRefused
+    from amqp.exceptions import ConnectionError as AmqpConnectionError
     from kombu.exceptions import OperationalError
 
-    return isinstance(exc, OperationalError | OSError)
+    return isinstance(exc, OperationalError | OSError | AmqpConnectionError | AccessRefused)

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from fastplug.config import Settings, mask_url_password
+from fastplug.config import Settings, mask_url, mask_url_password
 from fastplug.core import CheckError, CheckMessage, CheckWarning, Runtime, Services, one_line
 from fastplug.plugins.db.api import ENGINE, describe_error
 from fastplug.plugins.tasks.api import CELERY, METRICS, SERVICE
@@ -73,12 +73,12 @@ async def run(app: FastAPI, settings: Settings, services: Services) -> AsyncIter
             except asyncio.CancelledError:
                 pass
             except Exception as exc:  # it had stopped (the database unavailable, say): expected, not a crash
-                log.warning("plugin 'tasks' could not relay the outbox: %s", describe_error(exc))
+                log.warning("plugin 'tasks' could not relay the outbox: %s", _describe(exc))
             if relay is not None and not conf.is_memory:  # publish what the last requests committed
                 try:
                     await asyncio.wait_for(relay.relay_once(poll=False), conf.publish_timeout)
                 except Exception as exc:  # the rows stay pending: the next relay publishes them
-                    log.warning("plugin 'tasks' could not publish the outbox at shutdown: %s", describe_error(exc))
+                    log.warning("plugin 'tasks' could not publish the outbox at shutdown: %s", _describe(exc))
         try:
             if embedded is not None:
                 await embedded.stop()
@@ -87,6 +87,13 @@ async def run(app: FastAPI, settings: Settings, services: Services) -> AsyncIter
             state.runtimes.pop(os.getpid(), None)
             if ctx is None:
                 await asyncio.to_thread(celery.close)
+
+
+def _describe(exc: BaseException) -> str:
+    """The broker's failure as it is, the database's as the db plugin names it."""
+    from fastplug.plugins.tasks.errors import BrokerUnavailable
+
+    return one_line(exc) if isinstance(exc, BrokerUnavailable) else describe_error(exc)
 
 
 async def health(services: Services) -> dict[str, Any]:
@@ -175,7 +182,7 @@ async def checks(settings: Settings) -> Sequence[CheckMessage]:
         if problem is not None:
             messages.append(
                 CheckError(
-                    f"cannot connect to the broker {mask_url_password(conf.broker_url)}: {problem}",
+                    f"cannot connect to the broker {mask_url(conf.broker_url)}: {problem}",
                     "tasks.E001",
                     "is [tasks] broker_url right and the broker running?",
                 )

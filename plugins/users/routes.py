@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from fastplug.core import (
     CURSOR_PATTERN,
     INT32_MAX,
+    TOO_LARGE,
     UNAVAILABLE,
     ErrorOut,
     JsonBytes,
@@ -26,6 +27,9 @@ from fastplug.plugins.users.settings import UsersSettings
 
 NOT_FOUND = "user not found"
 DUPLICATE = "a user with this email already exists"
+LOCATION = {"description": "the new user's path", "schema": {"type": "string"}}
+# OpenAPI links: what a client (and schemathesis' stateful tests) can do with a new user
+CREATED_LINKS = {"GetUser": {"operationId": "get_user", "parameters": {"user_id": "$response.body#/id"}}}
 
 # Core statements over the table's columns, compiled once: no ORM entities per row; on
 # PostgreSQL they run on the raw asyncpg pool (fastplug.plugins.db.api), elsewhere through SQLAlchemy
@@ -49,10 +53,13 @@ def build_router(settings: UsersSettings) -> APIRouter:
         status_code=201,
         response_model=UserOut,
         responses={
+            201: {"headers": {"Location": LOCATION}, "links": CREATED_LINKS},
             400: {"model": ErrorOut, "description": "Body is not JSON"},
             409: {"model": ErrorOut, "description": "Email already registered"},
+            **TOO_LARGE,
         },
         name="create_user",
+        operation_id="create_user",
     )
     async def create_user(body: UserIn, session: DbSession) -> JsonBytes:
         """Create a user. The email is stored lower-cased; a duplicate (in any case) is a 409."""
@@ -62,13 +69,14 @@ def build_router(settings: UsersSettings) -> APIRouter:
             await session.flush()  # the unique index decides, so concurrent duplicates are caught too
         except IntegrityError:
             raise HTTPException(409, DUPLICATE) from None
-        return one.response(user, from_attributes=True, status_code=201)
+        return one.response(user, from_attributes=True, status_code=201, headers={"Location": f"/users/{user.id}"})
 
     @router.get(
         "/users/{user_id}",
         response_model=UserOut,
         responses={404: {"model": ErrorOut, "description": "No such user"}},
         name="get_user",
+        operation_id="get_user",
     )
     async def get_user(user_id: Annotated[int, Path(ge=1, le=INT32_MAX)], db: DbReader) -> JsonBytes:
         """One user."""
@@ -77,7 +85,7 @@ def build_router(settings: UsersSettings) -> APIRouter:
             raise HTTPException(404, NOT_FOUND)
         return one.response(user, from_attributes=True)
 
-    @router.get("/users", response_model=UserPage, name="list_users")
+    @router.get("/users", response_model=UserPage, name="list_users", operation_id="list_users")
     async def list_users(
         db: DbReader,
         limit: Annotated[int, Query(ge=1, le=settings.max_page_size)] = settings.page_size,

@@ -4,11 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from fastplug.core import INT32_MAX, UtcDatetime
 
-Email = Annotated[EmailStr, Field(max_length=254, examples=["ada@example.com"])]
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_ATOM}(\.{_ATOM})*@({_LABEL}\.)+[A-Za-z]{{2,63}}$"
+"""An address as most providers take it: a dot-atom local part (no quoted strings), a domain of
+LDH labels (at most 63 characters each) ending in an alphabetic top-level domain."""
+LOCAL_PART_MAX = 64  # RFC 5321 4.5.3.1.1; the schema's ``format: email`` says it
+
+
+def _local_part_fits(email: str) -> str:
+    if len(email.rpartition("@")[0]) > LOCAL_PART_MAX:
+        raise ValueError(f"the part before @ has at most {LOCAL_PART_MAX} characters")
+    return email
+
+
+# The pattern, the length and the local part's limit are the whole rule, and the schema states
+# each (a general validator would also refuse addresses the schema allows, e.g. `a@b.test`)
+Email = Annotated[
+    str,
+    Field(max_length=254, pattern=EMAIL_PATTERN, json_schema_extra={"format": "email"}, examples=["ada@example.com"]),
+    AfterValidator(_local_part_fits),
+]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["Ada Lovelace"])]
 UserId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
