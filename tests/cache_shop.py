@@ -158,6 +158,43 @@ async def search(q: str = "", page: int = 1) -> dict[str, object]:
     return {"q": q, "page": page}
 
 
+@router.get("/lang")
+@cached()
+async def lang(response: Response, accept_language: str | None = Header(None)) -> dict[str, object]:
+    """Answers in the client's language (the first Accept-Language, as request.headers.get)."""
+    calls["lang"] += 1
+    response.headers["vary"] = "Accept-Language"
+    return {"lang": accept_language, "calls": calls["lang"]}
+
+
+@router.get("/vary-star")
+@cached()
+async def vary_star(response: Response) -> dict[str, int]:
+    calls["vary-star"] += 1
+    response.headers["vary"] = "*"
+    return {"calls": calls["vary-star"]}
+
+
+@router.get("/controlled/{name}")
+@cached()
+async def controlled(name: str, response: Response, control: str = "", expires: str = "") -> dict[str, int]:
+    """Sends ``Cache-Control: <control>`` / ``Expires: <expires>`` as given."""
+    calls[f"controlled-{name}"] += 1
+    if control:
+        response.headers["cache-control"] = control
+    if expires:
+        response.headers["expires"] = expires
+    return {"calls": calls[f"controlled-{name}"]}
+
+
+@router.get("/big/{item_id}")
+@cached()
+async def big(item_id: int) -> dict[str, object]:
+    """A body compression compresses (well over minimum_size)."""
+    calls["big"] += 1
+    return {"id": item_id, "rows": [{"n": n, "text": "lorem ipsum dolor sit amet"} for n in range(100)]}
+
+
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(name="shop", after=("cache",))

@@ -43,11 +43,14 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
     from fastplug.plugins.cache.middleware import CacheMiddleware
+    from fastplug.plugins.compression.api import offered_codings
 
     # Outside compression (200): a hit skips gzip too; inside metrics/timing (100). At the
-    # edge: a hit skips FastAPI's own per-request entry as well.
+    # edge: a hit skips FastAPI's own per-request entry as well. Keyed by the coding
+    # compression will pick, negotiated by the same parser.
     conf = settings.section("cache", CacheSettings)
-    return [MiddlewareSpec("cache", CacheMiddleware, {"conf": conf}, priority=150, edge=True)]
+    kwargs = {"conf": conf, "codings": offered_codings(settings)}
+    return [MiddlewareSpec("cache", CacheMiddleware, kwargs, priority=150, edge=True)]
 
 
 @hookimpl
@@ -72,6 +75,7 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
                 conf.breaker_failures,
                 conf.breaker_cooldown,
                 conf.retry_interval,
+                conf.max_keys_per_route,
             )
         elif shared_path := os.environ.get(SHARED_ENV):  # a worker of serve --workers N
             from fastplug.plugins.cache.shared import SharedGenerations, SharedMemoryBackend
@@ -83,9 +87,9 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
                     f"[cache] cannot map the generations shared by the workers ({exc}); use backend = 'redis',"
                     " or one worker"
                 ) from None
-            backend = SharedMemoryBackend(conf.max_entries, conf.max_bytes, shared)
+            backend = SharedMemoryBackend(conf.max_entries, conf.max_bytes, shared, conf.max_keys_per_route)
         else:
-            backend = MemoryBackend(conf.max_entries, conf.max_bytes)
+            backend = MemoryBackend(conf.max_entries, conf.max_bytes, conf.max_keys_per_route)
         cache = Cache(conf, backend, routes_of(app))
         try:
             yield {SERVICE: cache, STATS: cache.stats}
@@ -153,6 +157,58 @@ def check(settings: Settings) -> Sequence[CheckMessage]:
                 "[cache] backend = 'redis' but Redis is not configured",
                 "cache.E001",
                 "enable the redis plugin and set [redis] url, or use backend = 'memory'",
+            )
+        ]
+    return _check_eviction(str(redis_conf.url))
+
+
+EVICTING = (
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-ttl",
+    "volatile-random",
+)
+"""Policies that make room: every cache entry has a ttl, so volatile-* evict them too."""
+
+
+def _check_eviction(url: str) -> list[CheckMessage]:
+    """Warn when the Redis the cache writes to has no memory bound or does not evict: then
+    nothing but the ttl bounds the cache (or writes fail once it is full). Says nothing when
+    Redis does not answer (the redis plugin's checks report that) or hides its settings."""
+    import redis
+
+    from fastplug.core import mask_url
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        try:
+            memory = client.info("memory")
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError):
+        return []
+    limit, policy = memory.get("maxmemory"), memory.get("maxmemory_policy")
+    where = mask_url(url)
+    if limit == 0:
+        return [
+            CheckWarning(
+                f"[cache] backend = 'redis': the Redis at {where} has no maxmemory, so nothing but the ttl bounds"
+                " the cache (many distinct query strings fill it)",
+                "cache.W002",
+                "set maxmemory and maxmemory-policy allkeys-lru on that Redis (or volatile-lru if it also"
+                " holds data that must not be evicted), and/or [cache] max_keys_per_route",
+            )
+        ]
+    if policy is not None and policy not in EVICTING:
+        return [
+            CheckWarning(
+                f"[cache] backend = 'redis': the Redis at {where} has maxmemory-policy {policy}: once it is full,"
+                " cache writes fail instead of evicting old entries",
+                "cache.W003",
+                "set maxmemory-policy allkeys-lru (or volatile-lru) on that Redis",
             )
         ]
     return []

@@ -62,13 +62,34 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
-class MemoryBackend:
-    """Per-process LRU bounded by entry count and bytes. Invalidation is per process."""
+ROUTE_TAG = "route:"
+"""The tag every entry of a route has (``route:<name>``): what ``max_keys_per_route`` counts."""
 
-    def __init__(self, max_entries: int, max_bytes: int) -> None:
+
+def route_tag(tags: Sequence[str]) -> int:
+    """The position of the route tag in ``tags``, or -1."""
+    for position, tag in enumerate(tags):
+        if tag.startswith(ROUTE_TAG):
+            return position
+    return -1
+
+
+def entry_cost(entry: Entry, tags: Sequence[str]) -> int:
+    """The bytes an entry holds in process memory: body, headers, tags, and a fixed overhead."""
+    headers = sum(len(k) + len(v) + 64 for k, v in entry.head) + sum(len(k) + len(v) + 64 for k, v in entry.headers)
+    return len(entry.body) + headers + sum(len(tag) + 64 for tag in tags) + 512
+
+
+class MemoryBackend:
+    """Per-process LRU bounded by entry count and bytes (bodies, headers and tag indexes
+    counted), and optionally by entries per route. Invalidation is per process."""
+
+    def __init__(self, max_entries: int, max_bytes: int, max_keys_per_route: int = 0) -> None:
         self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.max_keys_per_route = max_keys_per_route
         self._entries: OrderedDict[str, Entry] = OrderedDict()
-        self._tags: dict[str, set[str]] = {}
+        self._tags: dict[str, dict[str, None]] = {}  # insertion-ordered: oldest key first
+        self._costs: dict[str, int] = {}
         self._key_tags: dict[str, tuple[str, ...]] = {}
         self.size = 0
         # generations: a name (tag, or "key:" + key) -> the clock at its last invalidation;
@@ -114,8 +135,13 @@ class MemoryBackend:
         self._entries[key] = entry
         self._key_tags[key] = tuple(tags)
         for tag in tags:
-            self._tags.setdefault(tag, set()).add(key)
-        self.size += len(entry.body) + 512
+            self._tags.setdefault(tag, {})[key] = None
+        cost = self._costs[key] = entry_cost(entry, tags)
+        self.size += cost
+        if self.max_keys_per_route and (position := route_tag(tags)) >= 0:
+            route_keys = self._tags[tags[position]]
+            while len(route_keys) > self.max_keys_per_route:
+                self._drop(next(iter(route_keys)))  # the route's oldest entry (never this one)
         while self._entries and (len(self._entries) > self.max_entries or self.size > self.max_bytes):
             self._drop(next(iter(self._entries)))
 
@@ -123,11 +149,11 @@ class MemoryBackend:
         entry = self._entries.pop(key, None)
         if entry is None:
             return False
-        self.size -= len(entry.body) + 512
+        self.size -= self._costs.pop(key, 0)
         for tag in self._key_tags.pop(key, ()):
             keys = self._tags.get(tag)
             if keys is not None:
-                keys.discard(key)
+                keys.pop(key, None)
                 if not keys:
                     del self._tags[tag]
         return True
@@ -135,7 +161,7 @@ class MemoryBackend:
     def _drop_tagged(self, tags: Sequence[str], keys: Sequence[str]) -> int:
         doomed = set(keys)
         for tag in tags:
-            doomed |= self._tags.get(tag, set())
+            doomed.update(self._tags.get(tag, ()))
         return sum(self._drop(key) for key in doomed)
 
     async def invalidate(self, tags: Iterable[str], keys: Iterable[str]) -> int:
@@ -161,11 +187,13 @@ class MemoryBackend:
 
 
 # KEYS: entry, its n tag indexes, then the m generations to check (if conditional)
-# ARGV: value, px, expiry score, now ms, n, then the snapshot (if conditional)
+# ARGV: value, px, expiry score, now ms, n, the route index's position in KEYS (0: no cap),
+# the cap, then the snapshot (if conditional). Past the cap, the route's entries that expire
+# first (the oldest, for one ttl) are deleted.
 _SET = """
 local n = tonumber(ARGV[5])
 if #KEYS > n + 1 then
-  local snapshot = tonumber(ARGV[6])
+  local snapshot = tonumber(ARGV[8])
   for i = n + 2, #KEYS do
     if tonumber(redis.call('GET', KEYS[i]) or '0') > snapshot then return 0 end
   end
@@ -176,6 +204,16 @@ for i = 2, n + 1 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[4])
   local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
   redis.call('PEXPIREAT', KEYS[i], last[2])
+end
+local capped = tonumber(ARGV[6])
+if capped > 0 then
+  local over = redis.call('ZCARD', KEYS[capped]) - tonumber(ARGV[7])
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[capped], over)
+    for i = 1, #popped, 2 do
+      if popped[i] ~= KEYS[1] then redis.call('DEL', popped[i]) end
+    end
+  end
 end
 return 1
 """
@@ -253,8 +291,10 @@ class RedisBackend:
         failures: int,
         cooldown: float,
         retry_interval: float = 0.5,
+        max_keys_per_route: int = 0,
     ) -> None:
         self.client, self.prefix, self.op_timeout = client, prefix, op_timeout
+        self.max_keys_per_route = max_keys_per_route
         self.max_failures, self.cooldown, self.retry_interval = failures, cooldown, retry_interval
         self.failures = 0
         self.open_until = 0.0  # non-zero while the circuit is open (or letting calls try again)
@@ -353,7 +393,16 @@ class RedisBackend:
             await self._settle()
         lifetime = entry.ttl + entry.stale
         expires_ms = int((entry.stored_at + lifetime) * 1000)
-        args: list[Any] = [entry.encode(), max(int(lifetime * 1000), 1), expires_ms, int(time.time() * 1000), len(tags)]
+        position = route_tag(tags) if self.max_keys_per_route else -1
+        args: list[Any] = [
+            entry.encode(),
+            max(int(lifetime * 1000), 1),
+            expires_ms,
+            int(time.time() * 1000),
+            len(tags),
+            position + 2 if position >= 0 else 0,  # KEYS is 1-based, the entry first
+            self.max_keys_per_route,
+        ]
         keys = [key, *(self.tag_key(t) for t in tags)]
         if snapshot is not None:  # checked and stored atomically, inside the script
             keys += [self.generation_key(name) for name in (*tags, f"key:{key}", FLUSH)]

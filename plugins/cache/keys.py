@@ -28,32 +28,6 @@ def sorted_query(query_string: bytes) -> bytes:
     return urlencode(sorted(pairs, key=lambda pair: pair[0]), encoding="latin-1").encode("ascii")
 
 
-def accepted_coding(accept_encoding: bytes) -> bytes:
-    """The coding a compressor would pick for this ``Accept-Encoding``: br, gzip or identity.
-
-    Keys use this instead of the raw header, so the many spellings of one preference share
-    an entry, and ``q=0`` is honoured.
-    """
-    accepted: dict[str, float] = {}
-    for item in accept_encoding.decode("latin-1").lower().split(","):
-        name, _, params = item.strip().partition(";")
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if name:
-            accepted[name.strip()] = q
-    star = accepted.get("*", 0.0)
-    for coding in ("br", "gzip"):
-        if accepted.get(coding, star) > 0:
-            return coding.encode()
-    return b"identity"
-
-
 def request_key(
     prefix: str,
     version: str,
@@ -65,7 +39,8 @@ def request_key(
     query: bytes,
     vary: Sequence[bytes],
 ) -> str:
-    """``<prefix>:<sha256>`` for one request variant of one route."""
+    """``<prefix>:<sha256>`` for one request variant of one route (``vary``: header names
+    and their values, alternating)."""
     parts: list[bytes] = [version.encode(), method, scheme.encode(), host, route.encode()]
     for name, value in path_params:
         parts += [name.encode(), value.encode()]

@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastplug.core import negotiate
 from fastplug.plugins.cache.api import SERVICE, TAGS
 from fastplug.plugins.cache.backends import BackendUnavailable, Snapshot
 from fastplug.plugins.cache.entry import Entry, build_entry
-from fastplug.plugins.cache.keys import accepted_coding, request_key, sorted_query
+from fastplug.plugins.cache.keys import request_key, sorted_query
+from fastplug.plugins.cache.rules import MAX_VARY, storable
 from fastplug.plugins.cache.service import Cache, RoutePolicy
 from fastplug.plugins.cache.settings import CacheSettings
 
 log = logging.getLogger("fastplug.cache")
 CREDENTIALS = (b"authorization", b"cookie")
-KEY_MEMO_SIZE = 10_000
 
 
 class _Captured:
@@ -41,18 +43,6 @@ class _Captured:
         return list(self.start.get("headers", ())) if self.start else []
 
 
-def _storable(captured: _Captured, max_bytes: int) -> bool:
-    if not (200 <= captured.status < 300) or not captured.done or captured.size > max_bytes:
-        return False
-    for name, value in captured.headers:
-        name = name.lower()
-        if name == b"set-cookie":
-            return False
-        if name == b"cache-control" and (b"no-store" in value.lower() or b"private" in value.lower()):
-            return False
-    return True
-
-
 def _etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     return any(tag.strip() in (etag, b"*", b"W/" + etag) for tag in if_none_match.split(b","))
 
@@ -66,31 +56,63 @@ UNAVAILABLE_HEADERS = [
 """``fail_open = false`` and the backend down: 503 + Retry-After with a JSON body."""
 
 
+DEFAULT_CODINGS = ("br", "gzip")
+"""Codings keyed when the compression plugin is off (a handler may still compress itself)."""
+KEY_MEMO_SIZE = 10_000
+KEY_MEMO_BYTES = 4 << 20
+"""Bytes of request parts the key memo may hold; a larger request is keyed each time."""
+KEY_MEMO_ITEM = 4096
+
+
+@dataclass(slots=True)
+class _Request:
+    """One miss: what is needed to run, key and store it (and to key it again if its
+    route turns out to vary on more request headers)."""
+
+    scope: Scope
+    headers: dict[bytes, bytes]
+    policy: RoutePolicy
+    params: dict[str, str]
+    key: str
+
+
 class CacheMiddleware:
     """Serve cached GET/HEAD responses of cacheable routes; fill the cache on misses.
 
-    Runs outside compression, so an entry holds the bytes for one negotiated coding
-    (part of the key) and a hit skips routing, validation, serialization and gzip.
+    Runs outside compression, so an entry holds the bytes for one negotiated coding (part
+    of the key, negotiated as compression negotiates it) and a hit skips routing,
+    validation, serialization and gzip. HEAD is answered as GET without the body. What is
+    stored follows RFC 9111 (:mod:`fastplug.plugins.cache.rules`); a route whose responses
+    name request headers in ``Vary`` is keyed by those headers from then on.
     """
 
-    def __init__(self, app: ASGIApp, conf: CacheSettings) -> None:
+    def __init__(self, app: ASGIApp, conf: CacheSettings, codings: Sequence[str] = DEFAULT_CODINGS) -> None:
         self.app = app
-        self.vary = tuple(v.lower().encode() for v in conf.vary_headers)
-        self.vary_header = ", ".join(conf.vary_headers).encode()
+        self.configured = tuple(v.lower().encode() for v in conf.vary_headers)
+        self.configured_tokens = tuple(v.encode() for v in conf.vary_headers)
+        self.codings = tuple(codings) or DEFAULT_CODINGS
         self.keyed_credentials = conf.authenticated == "key"
         self.client_no_cache_bypasses = conf.client_no_cache_bypasses
         self.fail_open = conf.fail_open
         self.lock_timeout = conf.lock_timeout
         self.max_entry_bytes = conf.max_entry_bytes
         self.prefix, self.version = conf.key_prefix, conf.key_version
-        self.key_headers = (b"host", *self.vary)
+        self._names: dict[str, tuple[bytes, ...]] = {}  # route template -> the headers it is keyed by
         self._keys: dict[tuple[Any, ...], str] = {}
+        self._memo_bytes = 0
 
-    def _remember(self, ident: tuple[Any, ...], key: str) -> str:
-        if len(self._keys) >= KEY_MEMO_SIZE:  # bounded whatever clients send
-            self._keys.clear()
+    def _remember(self, ident: tuple[Any, ...], size: int, key: str) -> str:
+        if size > KEY_MEMO_ITEM:  # bounded whatever clients send: keyed each time, not kept
+            return key
+        if len(self._keys) >= KEY_MEMO_SIZE or self._memo_bytes + size > KEY_MEMO_BYTES:
+            self._forget_keys()
         self._keys[ident] = key
+        self._memo_bytes += size
         return key
+
+    def _forget_keys(self) -> None:
+        self._keys.clear()
+        self._memo_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
@@ -104,22 +126,24 @@ class CacheMiddleware:
         assert cache is not None
         policy, params = matched
         scope["route"] = policy.route  # as routing would: metrics label hits by route template
-        headers = dict(scope["headers"])  # duplicate header names: the last wins, as for routing
+        if scope["method"] == "HEAD":  # answered as GET without the body, hit or miss
+            scope = {**scope, "method": "GET"}
+            send = _without_body(send)
+        raw = scope["headers"]
+        headers = dict(raw)
+        if len(headers) != len(raw):  # a repeated header: the first wins, as request.headers.get
+            headers = dict(reversed(raw))
         if not self.keyed_credentials and any(h in headers for h in CREDENTIALS):
             cache.stats.bypass += 1
             await self.app(scope, receive, _with_header(send, b"BYPASS"))
             return
-        # The key of an exact (path, query, scheme, host, vary values) is computed once.
-        ident = (
-            scope["path"],
-            scope["query_string"],
-            scope["scheme"],
-            *[headers.get(n, b"") for n in self.key_headers],
-        )
-        key = self._keys.get(ident)
-        if key is None:
-            key = self._remember(ident, self._key(scope, headers, policy, params))
-        refresh = self.client_no_cache_bypasses and b"no-cache" in headers.get(b"cache-control", b"")
+        key = self._key_of(scope, headers, policy, params)
+        refresh = no_store = False
+        control = headers.get(b"cache-control")
+        if control is not None:
+            control = control.lower()
+            refresh = self.client_no_cache_bypasses and b"no-cache" in control
+            no_store = b"no-store" in control  # RFC 9111 5.2.1.5: may be served, not stored
         try:
             if refresh:
                 entry = None
@@ -134,34 +158,67 @@ class CacheMiddleware:
         if entry is not None:
             if entry.is_fresh(now):
                 cache.stats.hit += 1
-                await self._respond(scope, headers, entry, b"HIT", send, now)
+                await self._respond(headers, entry, b"HIT", send, now)
                 return
             cache.stats.stale += 1
-            self._refresh_later(cache, scope, key, policy)
-            await self._respond(scope, headers, entry, b"STALE", send, now)
+            self._refresh_later(cache, _Request(scope, headers, policy, params, key))
+            await self._respond(headers, entry, b"STALE", send, now)
             return
-        if scope["method"] == "HEAD":  # no body to store: let the app answer
+        if no_store:
             cache.stats.miss += 1
             await self.app(scope, receive, _with_header(send, b"MISS"))
             return
-        await self._miss(cache, scope, receive, send, headers, key, policy)
+        await self._miss(cache, _Request(scope, headers, policy, params, key), receive, send)
 
-    def _key(self, scope: Scope, headers: dict[bytes, bytes], policy: RoutePolicy, params: dict[str, str]) -> str:
+    def _key_of(self, scope: Scope, headers: dict[bytes, bytes], policy: RoutePolicy, params: dict[str, str]) -> str:
+        """The key of this request's variant: the key of an exact (path, query, scheme, host,
+        values of the headers the route is keyed by) is computed once (memo bounded)."""
+        names = self._names.get(policy.template, self.configured)
+        raw = scope["headers"]
+        if len(raw) == len(headers):
+            values = [headers.get(b"host", b""), *[headers.get(n, b"") for n in names]]
+        else:  # repeated headers: every value is part of the key, in order
+            values = _joined(raw, (b"host", *names))
+        ident = (scope["path"], scope["query_string"], scope["scheme"], *values)
+        key = self._keys.get(ident)
+        if key is not None:
+            return key
         vary: list[bytes] = []
-        for name in self.vary:
-            value = headers.get(name, b"")
-            vary.append(accepted_coding(value) if name == b"accept-encoding" else value)
-        return request_key(
+        for name, value in zip(names, values[1:], strict=True):
+            vary.append(name)
+            vary.append(self._coding(value) if name == b"accept-encoding" else value)
+        key = request_key(
             self.prefix,
             self.version,
             b"GET",
             scope["scheme"],
-            headers.get(b"host", b""),
+            values[0],
             policy.template,
             sorted(params.items()),
             sorted_query(scope["query_string"]),
             vary,
         )
+        size = len(scope["path"]) + len(scope["query_string"]) + sum(len(v) for v in values) + 64 * len(values)
+        return self._remember(ident, size, key)
+
+    def _coding(self, accept_encoding: bytes) -> bytes:
+        """The coding compression will send for this ``Accept-Encoding`` (one parser for both)."""
+        return (negotiate(accept_encoding, self.codings) or "identity").encode()
+
+    def _learn(self, request: _Request, vary: Sequence[bytes]) -> bool:
+        """Key the route by the request headers its response varies on, too; False when that
+        would be more than ``MAX_VARY`` headers (the response is then not stored)."""
+        names = self._names.get(request.policy.template, self.configured)
+        missing = sorted({name for name in vary if name not in names and name != b"host"})
+        if not missing:
+            return True
+        learned = sorted({*names[len(self.configured) :], *missing})
+        if len(learned) > MAX_VARY:
+            return False
+        self._names[request.policy.template] = (*self.configured, *learned)
+        self._forget_keys()  # keys remembered for this route left those headers out
+        request.key = self._key_of(request.scope, request.headers, request.policy, request.params)
+        return True
 
     async def _unavailable(
         self, cache: Cache, exc: BackendUnavailable, scope: Scope, receive: Receive, send: Send
@@ -181,62 +238,56 @@ class CacheMiddleware:
         log.debug("cache bypassed: %s", exc)
         await self.app(scope, receive, _with_header(send, b"BYPASS"))
 
-    async def _respond(
-        self, scope: Scope, headers: dict[bytes, bytes], entry: Entry, label: bytes, send: Send, now: float
-    ) -> None:
+    async def _respond(self, headers: dict[bytes, bytes], entry: Entry, label: bytes, send: Send, now: float) -> None:
         extra = [(b"age", str(int(entry.age(now))).encode()), (b"x-cache", label)]
         inm = headers.get(b"if-none-match")
         if inm is not None and _etag_matches(inm, entry.etag):
-            keep = [(k, v) for k, v in entry.head if k in (b"etag", b"cache-control", b"vary")]
+            keep = [(k, v) for k, v in entry.head if k in (b"etag", b"cache-control", b"vary", b"expires")]
             await send({"type": "http.response.start", "status": 304, "headers": keep + extra})
             await send({"type": "http.response.body", "body": b""})
             return
         await send({"type": "http.response.start", "status": entry.status, "headers": entry.head + extra})
-        body = b"" if scope["method"] == "HEAD" else entry.body
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": entry.body})
 
-    async def _miss(
-        self,
-        cache: Cache,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        headers: dict[bytes, bytes],
-        key: str,
-        policy: RoutePolicy,
-    ) -> None:
+    async def _miss(self, cache: Cache, request: _Request, receive: Receive, send: Send) -> None:
+        key = request.key
         flight = cache.flights.get(key)
         if flight is not None:  # another request of this process is filling it: wait for it
             try:
-                entry = await asyncio.wait_for(asyncio.shield(flight), self.lock_timeout)
+                filled = await asyncio.wait_for(asyncio.shield(flight), self.lock_timeout)
             except Exception:  # timed out, or the first request failed: answer this one alone
-                entry = None
+                filled = None
+            entry = self._if_same_variant(request, filled)
             if entry is not None:
                 cache.stats.hit += 1
-                await self._respond(scope, headers, entry, b"HIT", send, time.time())
+                await self._respond(request.headers, entry, b"HIT", send, time.time())
                 return
             cache.stats.miss += 1
-            await self.app(scope, receive, _with_header(send, b"MISS"))
+            await self.app(request.scope, receive, _with_header(send, b"MISS"))
             return
         flight = cache.flights[key] = asyncio.get_running_loop().create_future()
-        entry = None
+        filled = None
         try:
-            entry = await self._fill_or_wait(cache, scope, receive, send, headers, key, policy)
+            filled = await self._fill_or_wait(cache, request, receive, send)
         finally:
             del cache.flights[key]
             if not flight.done():
-                flight.set_result(entry)
+                flight.set_result(filled)
+
+    def _if_same_variant(self, request: _Request, filled: tuple[Entry, str] | None) -> Entry | None:
+        """The entry another request filled, if it is this request's variant: the fill may
+        have found that the route varies on a header whose value this request differs in."""
+        if filled is None:
+            return None
+        entry, stored_key = filled
+        if stored_key != request.key:
+            request.key = self._key_of(request.scope, request.headers, request.policy, request.params)
+        return entry if stored_key == request.key else None
 
     async def _fill_or_wait(
-        self,
-        cache: Cache,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        headers: dict[bytes, bytes],
-        key: str,
-        policy: RoutePolicy,
-    ) -> Entry | None:
+        self, cache: Cache, request: _Request, receive: Receive, send: Send
+    ) -> tuple[Entry, str] | None:
+        key = request.key
         try:
             # the clock is read here, before the handler reads anything: the store is skipped
             # if any of the entry's tags or its key is invalidated after it (see backends)
@@ -250,19 +301,20 @@ class CacheMiddleware:
                     entry = await cache.backend.get(key)
                     if entry is not None:
                         cache.stats.hit += 1
-                        await self._respond(scope, headers, entry, b"HIT", send, time.time())
-                        return entry
+                        await self._respond(request.headers, entry, b"HIT", send, time.time())
+                        return entry, key
                     # no entry: if the lock is free, that fill ended without storing (an
-                    # invalidation came meanwhile, or it failed): this request fills instead
+                    # invalidation came meanwhile, it failed, or it stored another variant):
+                    # this request fills instead
                     token, snapshot = await cache.backend.lock(key, self.lock_timeout)
                     if token is not None:
                         break
         except BackendUnavailable as exc:
-            await self._unavailable(cache, exc, scope, receive, send)
+            await self._unavailable(cache, exc, request.scope, receive, send)
             return None
         try:
             cache.stats.miss += 1
-            return await self._run_and_store(cache, scope, receive, send, headers, key, policy, snapshot)
+            return await self._run_and_store(cache, request, receive, send, snapshot)
         finally:
             if token is not None:
                 try:
@@ -271,64 +323,69 @@ class CacheMiddleware:
                     cache.stats.error += 1
 
     async def _run_and_store(
-        self,
-        cache: Cache,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        headers: dict[bytes, bytes] | None,
-        key: str,
-        policy: RoutePolicy,
-        snapshot: Snapshot,
-    ) -> Entry | None:
-        """Run the app and store its answer if the generations are still ``snapshot``'s.
-        Returns the entry for the requests waiting on this fill, or None if not stored
-        because of an invalidation meanwhile (they then ask the app themselves)."""
-        client_send = send if headers is not None else None
+        self, cache: Cache, request: _Request, receive: Receive, send: Send | None, snapshot: Snapshot
+    ) -> tuple[Entry, str] | None:
+        """Run the app and store its answer if the generations are still ``snapshot``'s and
+        HTTP allows it. Returns the entry and its key for the requests waiting on this fill,
+        or None if not stored (they then ask the app themselves). ``send`` None: a
+        background refresh, nobody to answer."""
+        scope, policy = request.scope, request.policy
         captured = _Captured()
-        stored = False
         state = scope.get("state")
         added: list[str] = []  # CacheTags: tags the handler found in what it read
         if state is not None:
             state[TAGS] = added
         try:
-            streamed = await self._capture(scope, receive, client_send, captured)
+            streamed = await self._capture(scope, receive, send, captured)
         except Exception:
             # At the edge, FastAPI's error middleware answered (500) and re-raised: pass its
             # answer on, store nothing, and let the server log the error.
-            if client_send is not None and captured.start is not None and not captured.streamed:
-                await _forward(captured, client_send)
+            if send is not None and captured.start is not None and not captured.streamed:
+                await _forward(captured, send)
             raise
         if streamed:  # too large: already streamed to the client, not stored
             return None
         entry = None
-        if _storable(captured, self.max_entry_bytes):
+        stored = False
+        rules = storable(captured.headers, policy.ttl) if self._complete(captured) else None
+        if rules is not None and self._learn(request, rules.vary):
+            control = rules.cache_control if rules.cache_control is not None else policy.cache_control
+            if any(h in request.headers for h in CREDENTIALS):
+                control = _private(control)
             entry = build_entry(
                 captured.status,
                 captured.headers,
                 b"".join(captured.chunks),
-                policy.ttl,
-                policy.stale,
-                _private(policy.cache_control)
-                if headers and any(h in headers for h in CREDENTIALS)
-                else policy.cache_control,
-                self.vary_header,
+                rules.ttl,
+                policy.stale if rules.may_be_stale else 0.0,
+                control,
+                self._vary_value(captured.headers),
             )
-            stored = True
             try:
-                stored = await cache.backend.set(key, entry, (*_tags(scope, policy), *added), snapshot)
+                stored = await cache.backend.set(request.key, entry, (*_tags(scope, policy), *added), snapshot)
             except BackendUnavailable as exc:
                 cache.stats.error += 1
                 log.debug("cache store failed: %s", exc)
             if not stored:
                 log.debug("cache: %s invalidated while computed, not stored", scope["path"])
-        if headers is None:  # a background refresh: nobody to answer
-            return entry if stored else None
-        if entry is not None:
-            await self._respond(scope, headers, entry, b"MISS", send, entry.stored_at)
-        else:
-            await _forward(captured, send)
-        return entry if stored else None
+        if send is not None:
+            if entry is not None:
+                await self._respond(request.headers, entry, b"MISS", send, entry.stored_at)
+            else:
+                await _forward(captured, send)
+        return (entry, request.key) if stored and entry is not None else None
+
+    def _complete(self, captured: _Captured) -> bool:
+        """A whole 2xx response within ``max_entry_bytes``."""
+        return 200 <= captured.status < 300 and captured.done and captured.size <= self.max_entry_bytes
+
+    def _vary_value(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """The handler's ``Vary`` (compression's included), then the configured key headers."""
+        tokens = [t.strip() for name, value in headers if name.lower() == b"vary" for t in value.split(b",")]
+        tokens = [t for t in tokens if t]
+        seen = {t.lower() for t in tokens}
+        tokens += [t for t in self.configured_tokens if t.lower() not in seen]
+        return b", ".join(tokens)
 
     async def _capture(self, scope: Scope, receive: Receive, send: Send | None, captured: _Captured) -> bool:
         """Run the app, recording its response into ``captured``. Past ``max_entry_bytes``
@@ -358,11 +415,13 @@ class CacheMiddleware:
         await self.app(scope, receive, record)
         return captured.streamed
 
-    def _refresh_later(self, cache: Cache, scope: Scope, key: str, policy: RoutePolicy) -> None:
+    def _refresh_later(self, cache: Cache, request: _Request) -> None:
+        key, scope = request.key, request.scope
         if key in cache.flights:
             return
         flight = cache.flights[key] = asyncio.get_running_loop().create_future()
         background = {**scope, "headers": list(scope["headers"]), "state": dict(scope.get("state", {}))}
+        request = _Request(background, request.headers, request.policy, request.params, key)
         received = asyncio.Event()
 
         async def receive() -> Message:
@@ -372,10 +431,10 @@ class CacheMiddleware:
             return {"type": "http.request", "body": b"", "more_body": False}
 
         async def refresh() -> None:
-            entry = None
+            filled = None
             try:
                 snapshot = await cache.backend.snapshot()
-                entry = await self._run_and_store(cache, background, receive, _discard, None, key, policy, snapshot)
+                filled = await self._run_and_store(cache, request, receive, None, snapshot)
             except BackendUnavailable as exc:
                 cache.stats.error += 1
                 log.debug("cache: no background refresh of %s: %s", scope["path"], exc)
@@ -383,7 +442,7 @@ class CacheMiddleware:
                 log.exception("cache: background refresh of %s failed", scope["path"])
             finally:
                 cache.flights.pop(key, None)
-                flight.set_result(entry)
+                flight.set_result(filled)
 
         task = asyncio.get_running_loop().create_task(refresh())
         cache.background.add(task)
@@ -413,6 +472,27 @@ async def _forward(captured: _Captured, send: Send) -> None:
     start["headers"] = [*captured.headers, (b"x-cache", b"MISS")]
     await send(start)
     await send({"type": "http.response.body", "body": b"".join(captured.chunks)})
+
+
+def _joined(raw: Sequence[tuple[bytes, bytes]], names: Sequence[bytes]) -> list[bytes]:
+    """Each of ``names``' values, repeated fields joined by a newline (which no value holds)."""
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in raw:
+        found.setdefault(name, []).append(value)
+    return [b"\n".join(found.get(name, ())) for name in names]
+
+
+def _without_body(send: Send) -> Callable[[Message], Awaitable[None]]:
+    """``send`` for a HEAD answered as GET: the response start as it is, the body dropped."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            if message.get("more_body", False):
+                return
+            message = {"type": "http.response.body", "body": b""}
+        await send(message)
+
+    return send_head
 
 
 def _with_header(send: Send, label: bytes) -> Callable[[Message], Awaitable[None]]:

@@ -28,7 +28,10 @@ class CacheSettings(PluginSettings):
     key_prefix: str = Field("fastplug:cache", min_length=1)
     key_version: str = Field("1", description="change it to drop every entry at once")
     max_entries: int = Field(10_000, ge=1, description="memory backend")
-    max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="memory backend, bodies included")
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="memory backend: bodies, headers and tag indexes")
+    max_keys_per_route: int = Field(
+        1000, ge=0, description="entries one route may have (the oldest go first), on every backend; 0: no cap"
+    )
     max_entry_bytes: int = Field(1024 * 1024, ge=1, description="larger responses are not stored")
     stale_while_revalidate: float = Field(0.0, ge=0, description="seconds a stale entry may be served while refreshed")
     lock_timeout: float = Field(5.0, gt=0, description="how long concurrent misses wait for the first one")

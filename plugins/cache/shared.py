@@ -148,8 +148,10 @@ class SharedMemoryBackend(MemoryBackend):
     """The memory backend whose generations are shared by the workers: an invalidation in
     any of them drops the entries of all (each hit reads its entry's slots: O(tags))."""
 
-    def __init__(self, max_entries: int, max_bytes: int, shared: SharedGenerations) -> None:
-        super().__init__(max_entries, max_bytes)
+    def __init__(
+        self, max_entries: int, max_bytes: int, shared: SharedGenerations, max_keys_per_route: int = 0
+    ) -> None:
+        super().__init__(max_entries, max_bytes, max_keys_per_route)
         self.shared = shared
         self._view = shared.view
 
