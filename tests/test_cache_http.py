@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import cache_shop
@@ -17,14 +16,16 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fastplug.core import negotiate
-from fastplug.core.testing import require_service
 from fastplug.plugins.cache import _check_eviction
 from fastplug.plugins.cache.middleware import KEY_MEMO_BYTES
 from fastplug.plugins.compression.api import codings_for
+from tests import test_cache
 from tests.chaos.instances import PrivateRedis
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 Make = Callable[..., FastAPI]
+REDIS_URL = test_cache.REDIS_URL
+# the cache tests' own fixtures: a key prefix of each test's own, both backends, calls reset
+prefix, backend, reset_calls = test_cache.prefix, test_cache.backend, test_cache.reset_calls
 CODINGS = codings_for(True)
 ENCODINGS = [
     None,
@@ -44,31 +45,6 @@ ENCODINGS = [
     "gzip;q=nan, br;q=0",
     "gzip" + ", x" * 600,  # longer than an Accept-Encoding may be: ignored, identity
 ]
-
-
-@pytest.fixture(autouse=True)
-def reset_calls() -> None:
-    cache_shop.calls.clear()
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    name = f"fptest:{uuid.uuid4().hex[:10]}"
-    yield name
-    try:
-        client = redis_sync.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
-        for key in client.scan_iter(f"{name}*"):
-            client.delete(key)
-        client.close()
-    except redis_sync.RedisError:
-        pass
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "redis":
-        require_service("Redis", "127.0.0.1", 6379)
-    return str(request.param)
 
 
 @pytest.fixture
@@ -242,16 +218,8 @@ def test_key_memo_is_bounded_in_bytes(fastplug_app_factory: Make) -> None:
     assert grown < KEY_MEMO_BYTES + (12 << 20), grown
 
 
-@pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
-    instance = PrivateRedis()
-    try:
-        yield instance
-    finally:
-        instance.kill()
-
-
-def test_check_warns_when_redis_does_not_bound_the_cache(private_redis: PrivateRedis) -> None:
+def test_check_warns_when_redis_does_not_bound_the_cache() -> None:
+    private_redis = PrivateRedis()
     client = redis_sync.Redis.from_url(private_redis.url)
     try:
         client.config_set("maxmemory", 0)
@@ -265,5 +233,5 @@ def test_check_warns_when_redis_does_not_bound_the_cache(private_redis: PrivateR
         assert _check_eviction(private_redis.url) == []
     finally:
         client.close()
-    private_redis.kill()
+        private_redis.kill()
     assert _check_eviction(private_redis.url) == []  # unreachable: the redis checks say so

@@ -125,11 +125,11 @@ class PrivatePostgres:
                 os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
 
 
-@pytest.fixture
-def private_pg() -> Iterator[PrivatePostgres]:
-    """A private PostgreSQL cluster, started; killed and removed at the end. Its directory
-    is not under ``tmp_path``: pytest keeps that private to us, and the server runs as
-    ``postgres``."""
+@contextlib.contextmanager
+def private_cluster() -> Iterator[PrivatePostgres]:
+    """A private cluster, not yet initialised, killed and removed at the end (skipped, or
+    failed under CI, without the server binaries). Its directory is not under ``tmp_path``:
+    pytest keeps that private to us, and the server runs as ``postgres``."""
     bindir = _pg_bindir()
     if bindir is None:
         _skip_or_fail("the PostgreSQL server binaries (initdb, pg_ctl) are not installed")
@@ -147,12 +147,19 @@ def private_pg() -> Iterator[PrivatePostgres]:
         os.chown(root, user.pw_uid, user.pw_gid)
     pg = PrivatePostgres(bindir, root, user)
     try:
-        pg.initdb()
-        pg.start()
         yield pg
     finally:
         pg.kill()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL cluster, started; killed and removed at the end."""
+    with private_cluster() as pg:
+        pg.initdb()
+        pg.start()
+        yield pg
 
 
 class Holder:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pwd
 import shutil
 import socket
 import sqlite3
@@ -49,7 +48,7 @@ from fastplug.plugins.db.errors import reraise_os_error
 from fastplug.plugins.redis.api import RedisClient
 from fastplug.plugins.tasks.api import Tasks
 from tests.conftest import free_port, wait_for
-from tests.test_db_unavailable import PrivatePostgres, _pg_bindir, _skip_or_fail, through_sqlalchemy
+from tests.test_db_unavailable import PrivatePostgres, private_cluster, through_sqlalchemy
 from tests.test_serve import serve_process, stop, wait_ready
 
 Make = Callable[..., FastAPI]
@@ -174,23 +173,7 @@ class Cluster:
 def cluster() -> Iterator[Cluster]:
     """20 connections, 3 reserved for superusers; ``ROLE`` must give its password (scram)
     over TCP, the admin (``postgres``) is trusted."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        _skip_or_fail("the PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    assert bindir is not None
-    user = None
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            _skip_or_fail("running as root without a 'postgres' user to run the server as")
-        if shutil.which("runuser") is None:
-            _skip_or_fail("running as root without runuser to start the server as 'postgres'")
-    root = Path(tempfile.mkdtemp(prefix="fastplug-pg-"))
-    if user is not None:
-        os.chown(root, user.pw_uid, user.pw_gid)
-    pg = PrivatePostgres(bindir, root, user)
-    try:
+    with private_cluster() as pg:
         pg.initdb()
         hba = pg.data / "pg_hba.conf"  # first match wins: the app's role is checked, the rest trusted
         hba.write_text(f"host all {ROLE},{LOCKED_OUT} 127.0.0.1/32 scram-sha-256\n{hba.read_text()}")
@@ -202,9 +185,6 @@ def cluster() -> Iterator[Cluster]:
             f"CREATE DATABASE {DATABASE} OWNER {ROLE}",
         )
         yield cluster
-    finally:
-        pg.kill()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

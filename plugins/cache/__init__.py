@@ -171,7 +171,8 @@ EVICTING = (
     "volatile-ttl",
     "volatile-random",
 )
-"""Policies that make room: every cache entry has a ttl, so volatile-* evict them too."""
+"""Policies that make room (every entry has a ttl, so volatile-* evict entries too; the README
+says why allkeys-lru is the one to choose)."""
 
 
 def _check_eviction(url: str) -> list[CheckMessage]:
@@ -198,8 +199,8 @@ def _check_eviction(url: str) -> list[CheckMessage]:
                 f"[cache] backend = 'redis': the Redis at {where} has no maxmemory, so nothing but the ttl bounds"
                 " the cache (many distinct query strings fill it)",
                 "cache.W002",
-                "set maxmemory and maxmemory-policy allkeys-lru on that Redis (or volatile-lru if it also"
-                " holds data that must not be evicted), and/or [cache] max_keys_per_route",
+                "give the cache a Redis of its own with maxmemory and maxmemory-policy allkeys-lru,"
+                " and/or lower [cache] max_keys_per_route",
             )
         ]
     if policy is not None and policy not in EVICTING:
@@ -208,7 +209,7 @@ def _check_eviction(url: str) -> list[CheckMessage]:
                 f"[cache] backend = 'redis': the Redis at {where} has maxmemory-policy {policy}: once it is full,"
                 " cache writes fail instead of evicting old entries",
                 "cache.W003",
-                "set maxmemory-policy allkeys-lru (or volatile-lru) on that Redis",
+                "set maxmemory-policy allkeys-lru on that Redis (a Redis of the cache's own)",
             )
         ]
     return []
