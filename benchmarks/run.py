@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import gzip
 import http.client
+import importlib
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import os
 import platform
@@ -212,6 +214,54 @@ ISSUE7_TARGETS = (
 TARGETS.update({t.name: t for t in ISSUE7_TARGETS})
 OPT_IN_TARGETS.update(t.name for t in ISSUE7_TARGETS)
 
+# issue 12: the same handlers (baselines/hot.py) in bare FastAPI, fastplug and Litestar
+HOT_BENCH = "[default.bench]\nhot = true\n"
+HOT_CACHE_PREFIX = f"fastplug-bench-hot-{os.getpid()}"
+HOT_CACHE = f'[default.cache]\nmax_keys_per_route = 200000\nmax_bytes = 268435456\nkey_prefix = "{HOT_CACHE_PREFIX}"\n'
+
+
+def drop_redis_keys(prefix: str) -> None:
+    """Delete the run's cache keys from the shared Redis."""
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        scan = client.scan_iter(match=f"{prefix}*", count=1000)
+        for batch in iter(lambda: list(itertools.islice(scan, 1000)), []):
+            client.delete(*batch)
+    finally:
+        client.close()
+
+
+HOT_FULL = ["health", "metrics", "compression", "db", "redis", "cache"]
+HOT_FULL_EXTRA = (
+    RAW_DB + HOT_BENCH + '[default.metrics]\ntiming_header = true\n[default.redis]\nurl = "redis://127.0.0.1:6379/0"\n'
+)
+ISSUE12_TARGETS = (
+    Target("hbare", "bare FastAPI + raw asyncpg pool, the routes of baselines/hot.py", "hot_bare:app", BASELINES),
+    fastplug("hcore", "fastplug core only: health + db (raw pool)", ["health", "db"], RAW_DB + HOT_BENCH),
+    fastplug(
+        "hfull",
+        "fastplug full stack: health, metrics (Server-Timing), compression, db (raw pool), redis, cache (memory)",
+        HOT_FULL,
+        HOT_FULL_EXTRA + HOT_CACHE,
+    ),
+    fastplug(
+        "hfullr",
+        "fastplug full stack, cache on Redis",
+        HOT_FULL,
+        HOT_FULL_EXTRA + HOT_CACHE + 'backend = "redis"\n',
+    ),
+    Target(
+        "litestar",
+        "Litestar + PrometheusMiddleware + gzip (level 5), raw asyncpg pool (baselines/hot_litestar.py)",
+        "hot_litestar:app",
+        BASELINES,
+    ),
+)
+TARGETS.update({t.name: t for t in ISSUE12_TARGETS})
+OPT_IN_TARGETS.update(t.name for t in ISSUE12_TARGETS)
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -226,22 +276,24 @@ class Scenario:
     reference: str = REFERENCE  # ratios are to this target
     random_ids: bool = False  # ``path`` has ``%d``: wrk picks a seeded user id per request
     count_queries: bool = False  # count the database round trips per request first
+    id_range: tuple[int, int] | None = None  # random ids from this range, not the domain database's
+    warm: bool = False  # request every id of ``id_range`` once before measuring (cache hits)
 
     def serves(self, target: str) -> bool:
         """True when ``target`` serves this scenario."""
         return self.targets is None or target in self.targets
 
 
-def _bench_data() -> Any:
+def _baseline(name: str) -> Any:
     sys.path.insert(0, str(BASELINES))
     try:
-        import bench_data
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BASELINES))
-    return bench_data
 
 
-BENCH = _bench_data()
+BENCH = _baseline("bench_data")
+HOT = _baseline("hot")
 ROW_PATH, ROW_BODY = BENCH.ROW_PATH, BENCH.ROW_BODY
 CACHED_PATH, CACHED_BODY = BENCH.CACHED_PATH, BENCH.CACHED_BODY
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -268,6 +320,8 @@ def bench_database() -> Iterator[str]:
         try:
             await connection.execute(BENCH.SCHEMA)
             await connection.copy_records_to_table("bench_items", records=BENCH.rows())
+            await connection.execute(HOT.USERS_SCHEMA)
+            await connection.execute(HOT.USERS_SEED, HOT.USERS)
         finally:
             await connection.close()
 
@@ -530,6 +584,78 @@ for _scenario in (
     SCENARIOS[_scenario.name] = _scenario
 DOMAIN_SCENARIOS = {"products", "user", "user_orders"}
 
+HOT_APPS = ("hbare", "hcore", "hfull", "litestar")
+HOT_USERS = (1, 10_000)
+for _scenario in (
+    Scenario(
+        "hello", "GET /hello: response_model, a dict returned", "/hello", (), HOT.dumps(HOT.HELLO), HOT_APPS, "hbare"
+    ),
+    Scenario(
+        "onerow",
+        "GET /users/{id}: one row on a raw asyncpg pool, 10,000 random ids",
+        "/users/%d",
+        (),
+        None,
+        HOT_APPS,
+        "hbare",
+        random_ids=True,
+        id_range=HOT_USERS,
+    ),
+    Scenario(
+        "big",
+        "GET /big: response_model=list[Item], 200 dicts returned",
+        "/big",
+        (),
+        HOT.dumps(HOT.BIG),
+        HOT_APPS,
+        "hbare",
+    ),
+    Scenario(
+        "big_gzip",
+        "GET /big, Accept-Encoding: gzip",
+        "/big",
+        GZIP_ACCEPTED,
+        HOT.dumps(HOT.BIG),
+        ("hbare", "hfull", "litestar"),
+        "litestar",
+    ),
+    Scenario(
+        "big_trusted",
+        "GET /big/trusted: the same list sent without validation (fastplug.core.trusted)",
+        "/big/trusted",
+        (),
+        HOT.dumps(HOT.BIG),
+        ("hbare", "hcore", "hfull", "litestar"),
+        "hbare",
+    ),
+    Scenario(
+        "hit10k",
+        "GET /cached/users/{id}: cache hits over 10,000 warmed ids (bare: GET /hello)",
+        "/cached/users/%d",
+        (),
+        None,
+        ("hfull", "hfullr"),
+        "hfull",
+        random_ids=True,
+        id_range=HOT_USERS,
+        warm=True,
+    ),
+    Scenario(
+        "hit100k",
+        "GET /cached/users/{id}: cache hits over 100,000 warmed ids",
+        "/cached/users/%d",
+        (),
+        None,
+        ("hfull", "hfullr"),
+        "hfull",
+        random_ids=True,
+        id_range=(1, HOT.USERS),
+        warm=True,
+    ),
+):
+    SCENARIOS[_scenario.name] = _scenario
+HOT_DB_SCENARIOS = {"onerow", "hit10k", "hit100k"}
+
 # (scenario, target, against, goal): the issue's targets, reported as ratios of req/s
 COMPARISONS = (
     ("small", "stack", "bare", 0.85),
@@ -547,6 +673,23 @@ COMPARISONS = (
     ("user", "fp_domain", "recipe", None),
     ("user_orders", "fp_domain", "bare", None),
     ("user_orders", "fp_domain", "recipe", None),
+    # issue 12
+    ("hello", "hcore", "hbare", 0.97),
+    ("hello", "hfull", "hbare", 1.0),
+    ("hello", "litestar", "hbare", None),
+    ("onerow", "hcore", "hbare", 0.97),
+    ("onerow", "hfull", "hbare", 1.0),
+    ("onerow", "litestar", "hbare", None),
+    ("big", "hcore", "hbare", 1.7),
+    ("big", "hfull", "hbare", 1.7),
+    ("big", "litestar", "hbare", None),
+    ("big_gzip", "hfull", "litestar", 1.3),
+    ("big_trusted", "hfull", "big:litestar", 1.0),
+    ("big_trusted", "hcore", "big:litestar", 1.0),
+    ("hit10k", "hfull", "hello:hbare", 2.5),
+    ("hit10k", "hfullr", "hello:hbare", 1.6),
+    ("hit100k", "hfull", "hello:hbare", 2.5),
+    ("hit100k", "hfullr", "hello:hbare", 1.6),
 )
 
 
@@ -622,7 +765,10 @@ def loop_options() -> list[str]:
 
 
 def server_command(target: Target, port: int, pin: bool) -> list[str]:
-    """The uvicorn command line for ``target``."""
+    """The uvicorn command line for ``target``; fastplug targets are served as ``manage.py
+    serve`` serves them (fastplug's own HTTP protocol, ``baselines/fastplug_serve.py``)."""
+    if target.settings is not None:
+        return [*pinned(SERVER_CPU, pin), sys.executable, str(BASELINES / "fastplug_serve.py"), str(port)]
     cmd = [*pinned(SERVER_CPU, pin), sys.executable, "-m", "uvicorn", target.app]
     cmd += ["--host", HOST, "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "warning"]
     cmd += loop_options()
@@ -714,6 +860,7 @@ def check_paths(scenario: Scenario, ids: tuple[int, int] | None) -> list[str]:
     """The requests the check sends: the path, or the first and last seeded ids."""
     if not scenario.random_ids:
         return [scenario.path]
+    ids = scenario.id_range or ids
     if ids is None:
         raise BenchError(f"{scenario.name} needs the seeded domain database")
     return [scenario.path % ids[0], scenario.path % ids[1]]
@@ -749,6 +896,7 @@ def check_scenario(
 def wrk_script(scenario: Scenario, ids: tuple[int, int], workdir: Path) -> Path:
     """A wrk Lua script requesting ``scenario.path % id`` for ids drawn from the seeded range;
     the same fixed seed for every target, so every target gets the same sequence."""
+    ids = scenario.id_range or ids
     script = workdir / f"{scenario.name}.lua"
     script.write_text(
         f"local low, high = {ids[0]}, {ids[1]}\n"
@@ -759,6 +907,59 @@ def wrk_script(scenario: Scenario, ids: tuple[int, int], workdir: Path) -> Path:
         "end\n"
     )
     return script
+
+
+WARM_THREADS = 8
+
+
+def warm(servers: dict[str, Server], scenario: Scenario) -> None:
+    """Request every id of ``scenario.id_range`` once on every target serving it, with the
+    headers wrk sends (its Host, no Accept-Encoding: the variant the load asks for), then
+    check that a sample of them are hits."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert scenario.id_range is not None
+    low, high = scenario.id_range
+
+    def fill(server: Server, ids: range) -> None:
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=30.0)
+        try:
+            for i in ids:
+                conn.putrequest("GET", scenario.path % i, skip_accept_encoding=True)
+                for name, value in scenario.headers:
+                    conn.putheader(name, value)
+                conn.endheaders()
+                response = conn.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise BenchError(f"{server.target.name}: warming GET {scenario.path % i}: {response.status}")
+        finally:
+            conn.close()
+
+    for name, server in servers.items():
+        if not scenario.serves(name):
+            continue
+        started = time.monotonic()
+        step = (high - low + 1 + WARM_THREADS - 1) // WARM_THREADS
+        chunks = [range(a, min(a + step, high + 1)) for a in range(low, high + 1, step)]
+        with ThreadPoolExecutor(WARM_THREADS) as pool:
+            list(pool.map(fill, [server] * len(chunks), chunks))
+        for i in (low, (low + high) // 2, high):
+            conn = http.client.HTTPConnection(HOST, server.port, timeout=10.0)
+            try:
+                conn.putrequest("GET", scenario.path % i, skip_accept_encoding=True)
+                conn.endheaders()
+                response = conn.getresponse()
+                response.read()
+                label = response.getheader("x-cache")
+            finally:
+                conn.close()
+            if label != "HIT":
+                raise BenchError(f"{name}: GET {scenario.path % i} after warming: x-cache {label!r}, not HIT")
+        print(
+            f"warmed {name} {scenario.name}: {high - low + 1:,} ids in {time.monotonic() - started:.1f} s",
+            file=sys.stderr,
+        )
 
 
 def stop_server(server: Server) -> None:
@@ -1020,9 +1221,11 @@ def comparisons(results: Results) -> list[dict[str, Any]]:
     out = []
     for scenario, target, against, goal in COMPARISONS:
         runs = results.get(scenario, {})
-        if target not in runs or against not in runs:
+        other_scenario, _, other = against.rpartition(":")  # "hello:hbare": another scenario's runs
+        other_runs = results.get(other_scenario, {}) if other_scenario else runs
+        if target not in runs or other not in other_runs:
             continue
-        a, b = [r.rps for r in runs[target]], [r.rps for r in runs[against]]
+        a, b = [r.rps for r in runs[target]], [r.rps for r in other_runs[other]]
         ratio = statistics.median(a) / statistics.median(b)
         out.append(
             {
@@ -1234,7 +1437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with ExitStack() as stack:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fastplug-bench-")))
-            dsn = stack.enter_context(bench_database() if "row" in args.scenarios else nullcontext())
+            if "hfullr" in args.targets:
+                stack.callback(drop_redis_keys, HOT_CACHE_PREFIX)
+            wanted = {"row"} | HOT_DB_SCENARIOS
+            dsn = stack.enter_context(bench_database() if wanted & set(args.scenarios) else nullcontext())
             stack.enter_context(_environ("BENCH_PG_DSN", dsn))
             if DOMAIN_SCENARIOS & set(args.scenarios):
                 domain = stack.enter_context(domain_database(args, tmp))
@@ -1247,7 +1453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             servers = stack.enter_context(running(targets, tmp / "bench", pin))
             for scenario in scenarios:
                 answers[scenario.name] = check_scenario(servers, scenario, ids)
-            scripts = {s.name: wrk_script(s, ids, tmp) for s in scenarios if s.random_ids and ids is not None}
+            for scenario in scenarios:
+                if scenario.warm:
+                    warm(servers, scenario)
+            scripts = {
+                s.name: wrk_script(s, ids, tmp) for s in scenarios if s.random_ids and (s.id_range or ids) is not None
+            }
             results = run_rounds(servers, scenarios, args, pin, scripts)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

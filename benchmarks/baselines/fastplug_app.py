@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import hot
 from bench_data import CACHED_PATH, ITEM
 from domain import LIST_PATH, Page, PageDict, page_dict
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import Response
 from payload import BODY, PATH
 from pydantic import BaseModel, ConfigDict
@@ -41,6 +42,7 @@ class BenchSettings(PluginSettings):
     starlette_gzip: bool = False
     row: Literal["orm", "read", "raw"] = "orm"
     list20k: Literal["models", "dicts"] = "models"
+    hot: bool = False  # issue 12's routes (hot.py)
 
 
 class BenchItem(Base):
@@ -92,6 +94,39 @@ def db_router(mode: str) -> APIRouter:
     return router
 
 
+def hot_router(cache: bool) -> APIRouter:
+    """Issue 12's routes (``hot.py``), the handlers bare FastAPI and Litestar run, on the
+    raw pool dependency; ``/cached/users/{id}`` is ``@cached`` (a hit once warmed)."""
+    router = APIRouter()
+
+    @router.get("/hello", response_model=hot.Hello)
+    async def hello() -> dict[str, Any]:
+        return hot.HELLO
+
+    @router.get("/users/{user_id}", response_model=hot.User)
+    async def get_user(user_id: int, pool: RawPool) -> dict[str, Any]:
+        record = await pool.fetchrow(hot.USER_SQL, user_id)
+        if record is None:
+            raise HTTPException(404, "user not found")
+        return dict(record)
+
+    @router.get("/big", response_model=list[hot.Item])
+    async def big() -> list[dict[str, Any]]:
+        return hot.BIG
+
+    if cache:
+
+        @router.get("/cached/users/{user_id}", response_model=hot.User)
+        @cached(ttl=3600)
+        async def cached_user(user_id: int, pool: RawPool) -> dict[str, Any]:
+            record = await pool.fetchrow(hot.USER_SQL, user_id)
+            if record is None:
+                raise HTTPException(404, "user not found")
+            return dict(record)
+
+    return router
+
+
 def list_router(mode: str) -> APIRouter:
     """``GET /bench/list20k`` through ``core.serialize``: dumped per request, never cached."""
     router = APIRouter()
@@ -133,8 +168,11 @@ class BenchPlugin:
             return CachedItem.model_validate(ITEM)
 
         routers = [router, list_router(settings.section("bench", BenchSettings).list20k)]
-        if "db" in settings.plugins:
-            routers.append(db_router(settings.section("bench", BenchSettings).row))
+        bench = settings.section("bench", BenchSettings)
+        if bench.hot:
+            routers.append(hot_router("cache" in settings.plugins))
+        elif "db" in settings.plugins:
+            routers.append(db_router(bench.row))
         return routers
 
     @hookimpl
