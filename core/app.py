@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fastplug.config.errors import FastplugError, Problem
 from fastplug.config.settings import Settings
 from fastplug.core.allow import allow_table, method_not_allowed
+from fastplug.core.bodylimit import BodyLimit
 from fastplug.core.bootstrap import load
 from fastplug.core.hookresults import middleware_options_problem
 from fastplug.core.lifespan import compose_lifespan
@@ -135,6 +136,11 @@ def build_app(settings: Settings, plugins: Plugins) -> FastAPI:
         raise FastplugError([Problem("fastplug.E023", str(exc))]) from exc
 
 
+def _body_limit(max_body_size: int) -> list[Middleware]:
+    """The outermost user middleware: ``[server] max_body_size`` (none when 0)."""
+    return [Middleware(BodyLimit, max_body_size=max_body_size)] if max_body_size else []
+
+
 def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     runtime = Runtime(settings=settings, plugins=plugins)
     middleware, handlers = _collect(runtime)
@@ -146,8 +152,8 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
         openapi_url="/openapi.json" if settings.core.docs else None,
         docs_url="/docs" if settings.core.docs else None,
         redoc_url="/redoc" if settings.core.docs else None,
-        max_body_size=settings.core.server.max_body_size or None,  # Starlette's own limiter: 413, memory bounded
-        middleware=middleware[edge_count:],
+        # FastAPI's own limiter (413, memory bounded), only for requests that carry a body
+        middleware=_body_limit(settings.core.server.max_body_size) + middleware[edge_count:],
         exception_handlers=handlers,
         lifespan=compose_lifespan(runtime),
     )
