@@ -10,6 +10,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from fastplug.core.response_model import FastplugRoute
+
 try:  # FastAPI >= 0.137 includes routers lazily
     from fastapi.routing import iter_route_contexts as _contexts
 except ImportError:  # pragma: no cover - older FastAPI copies routes on include
@@ -65,6 +67,7 @@ def add_router(app: FastAPI, router: APIRouter) -> list[BaseRoute]:
     for route in router.routes:
         assert isinstance(route, APIRoute)
         options = {name: getattr(route, name) for name in _ROUTE_PARAMS if hasattr(route, name)}
-        app.router.add_api_route(route.path, route.endpoint, route_class_override=type(route), **options)
+        route_class = FastplugRoute if type(route) is APIRoute else type(route)  # a plugin's own class wins
+        app.router.add_api_route(route.path, route.endpoint, route_class_override=route_class, **options)
         added.append(app.router.routes[-1])
     return added
