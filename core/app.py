@@ -23,6 +23,7 @@ from fastplug.core.bootstrap import load
 from fastplug.core.hookresults import middleware_options_problem
 from fastplug.core.lifespan import compose_lifespan
 from fastplug.core.manager import PluginHookError, PluginResultError, Plugins, one_line
+from fastplug.core.route_index import index_routes
 from fastplug.core.routes import add_router
 from fastplug.core.runtime import Runtime
 from fastplug.core.services import ServiceMissing
@@ -166,6 +167,7 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     if problems:
         raise FastplugError(problems)
     plugins.call_each("app_created", app=app, settings=settings)
+    index_routes(app)
     if 405 not in app.exception_handlers:  # a plugin's own 405 handler wins
         app.exception_handlers[405] = method_not_allowed(allow_table(app.router.routes))
     return app
