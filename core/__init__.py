@@ -25,7 +25,7 @@ from fastplug.core.markers import hookimpl, hookspec
 from fastplug.core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, encode_cursor, page_of
 from fastplug.core.runtime import Runtime
 from fastplug.core.schemas import TOO_LARGE, UNAVAILABLE, ErrorOut, JsonInteger, UtcDatetime
-from fastplug.core.serialize import JsonBytes, JsonSerializer, records, serializer
+from fastplug.core.serialize import JsonBytes, JsonSerializer, records, serializer, trusted
 from fastplug.core.services import ServiceMissing, Services, service
 from fastplug.core.specs import CheckError, CheckMessage, CheckWarning, HealthCheck, MiddlewareSpec, PluginInfo
 
@@ -94,6 +94,7 @@ __all__ = [
     "records",
     "serializer",
     "service",
+    "trusted",
     "unavailable",
     "valid_token",
 ]

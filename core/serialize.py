@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
+from pydantic_core import to_json
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
@@ -84,6 +85,22 @@ class JsonSerializer(Generic[T]):
     ) -> JsonBytes:
         """``value`` as a :class:`JsonBytes` response."""
         return JsonBytes(self.dump(value, from_attributes=from_attributes), status_code, headers)
+
+
+def trusted(value: Any, *, status_code: int = 200, headers: Mapping[str, str] | None = None) -> JsonBytes:
+    """Send ``value`` (dicts, lists, str, numbers, datetimes, UUIDs, Decimals, models) as JSON
+    without validating it: for data the handler already trusts, on a route that keeps its
+    ``response_model=`` for OpenAPI::
+
+        @router.get("/items", response_model=list[Item])
+        async def items() -> JsonBytes:
+            return trusted(await load_items())  # not checked against list[Item]
+
+    One pass of pydantic-core's ``to_json`` (compact, UTF-8, like FastAPI's output), with no
+    ``response_model`` validation, no ``include``/``exclude`` and no alias mapping: whatever
+    the value holds is sent as it is. Non-finite floats become ``null``.
+    """
+    return JsonBytes(to_json(value), status_code, headers)
 
 
 def records(rows: Iterable[Sequence[Any]], keys: Sequence[str]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict
 
-from fastplug.core.serialize import JsonBytes, serializer
+from fastplug.core.serialize import JsonBytes, serializer, trusted
 
 
 class ItemOut(BaseModel):
@@ -102,3 +102,21 @@ def test_records_zip_rows_by_position_and_validate_like_attributes() -> None:
     assert as_dicts[0] == {"id": 1, "name": "item 1", "price": Decimal("9.50"), "created_at": ROWS[0].created_at}
     page = serializer(PageOut)
     assert page.dump({"items": as_dicts}, from_attributes=True) == page.dump({"items": ROWS}, from_attributes=True)
+
+
+def test_trusted_sends_the_value_as_json_without_validating_it() -> None:
+    app = FastAPI()
+
+    @app.get("/items", response_model=list[ItemOut])
+    async def items() -> JsonBytes:
+        return trusted([{"id": "not an int", "name": "é"}], headers={"x-trusted": "1"})
+
+    with TestClient(app) as client:
+        answer = client.get("/items")
+    assert answer.content == '[{"id":"not an int","name":"é"}]'.encode()
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["x-trusted"] == "1"
+    assert (
+        app.openapi()["paths"]["/items"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["type"]
+        == "array"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -28,7 +29,9 @@ class _Acquired:
     async def __aenter__(self) -> Any:
         bounded = self.bounded
         try:
-            self.connection = await bounded.pool.acquire(timeout=bounded.timeout)
+            # asyncio.timeout, not acquire(timeout=...): asyncpg's wait_for makes a task per acquire
+            async with asyncio.timeout(bounded.timeout):
+                self.connection = await bounded.pool.acquire()
         except TimeoutError as exc:
             raise DatabaseUnavailable(f"no raw connection within {bounded.timeout:g}s", BUSY) from exc
         except Exception as exc:
@@ -40,7 +43,7 @@ class _Acquired:
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         try:
-            await self.bounded.pool.release(self.connection)
+            await self.bounded.pool.release(self.connection, timeout=self.bounded.timeout)
         except Exception as error:  # the pool terminated the connection; a new one replaces it
             log.warning("db: a raw connection could not be reset, dropped (%s)", one_line(error))
         if isinstance(exc, OSError) and (down := driver_os_error(exc)) is not None:  # a bare one of asyncpg's
