@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 
-def digest(parts: Iterable[bytes]) -> str:
-    """sha256 of the parts, each prefixed by its length (no two part lists collide)."""
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(len(part).to_bytes(4, "big"))
-        h.update(part)
-    return h.hexdigest()
+def digest(parts: Sequence[bytes]) -> str:
+    """sha256 of the number of parts, each part's length, then the parts (no two part lists
+    collide); the lengths are packed in one call, cheaper than framing part by part."""
+    count = len(parts)
+    pack = _LENGTHS.get(count)
+    if pack is None:
+        pack = _LENGTHS.setdefault(count, struct.Struct(f">{count + 1}I").pack)
+    return hashlib.sha256(pack(count, *map(len, parts)) + b"".join(parts)).hexdigest()
+
+
+_LENGTHS: dict[int, Any] = {}
 
 
 def sorted_query(query_string: bytes) -> bytes:
@@ -40,7 +46,8 @@ def request_key(
     vary: Sequence[bytes],
 ) -> str:
     """``<prefix>:<sha256>`` for one request variant of one route (``vary``: header names
-    and their values, alternating)."""
+    and their values, alternating): :func:`digest` of ``[version, method, scheme, host, route,
+    *params, query, *vary]``."""
     parts: list[bytes] = [version.encode(), method, scheme.encode(), host, route.encode()]
     for name, value in path_params:
         parts += [name.encode(), value.encode()]

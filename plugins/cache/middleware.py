@@ -62,6 +62,8 @@ KEY_MEMO_SIZE = 10_000
 KEY_MEMO_BYTES = 4 << 20
 """Bytes of request parts the key memo may hold; a larger request is keyed each time."""
 KEY_MEMO_ITEM = 4096
+CODING_MEMO_SIZE, CODING_MEMO_ITEM = 64, 256
+"""Accept-Encoding values whose negotiated coding is remembered, and their longest."""
 
 
 @dataclass(slots=True)
@@ -100,6 +102,7 @@ class CacheMiddleware:
         self._names: dict[str, tuple[bytes, ...]] = {}  # route template -> the headers it is keyed by
         self._keys: dict[tuple[Any, ...], str] = {}
         self._memo_bytes = 0
+        self._codings_of: dict[bytes, bytes] = {}
 
     def _remember(self, ident: tuple[Any, ...], size: int, key: str) -> str:
         if size > KEY_MEMO_ITEM:  # bounded whatever clients send: keyed each time, not kept
@@ -202,8 +205,16 @@ class CacheMiddleware:
         return self._remember(ident, size, key)
 
     def _coding(self, accept_encoding: bytes) -> bytes:
-        """The coding compression will send for this ``Accept-Encoding`` (one parser for both)."""
-        return (negotiate(accept_encoding, self.codings) or "identity").encode()
+        """The coding compression will send for this ``Accept-Encoding`` (one parser for both);
+        remembered per value (few distinct values in practice; bounded)."""
+        coding = self._codings_of.get(accept_encoding)
+        if coding is None:
+            coding = (negotiate(accept_encoding, self.codings) or "identity").encode()
+            if len(self._codings_of) >= CODING_MEMO_SIZE or len(accept_encoding) > CODING_MEMO_ITEM:
+                self._codings_of.clear()
+            else:
+                self._codings_of[accept_encoding] = coding
+        return coding
 
     def _learn(self, request: _Request, vary: Sequence[bytes]) -> bool:
         """Key the route by the request headers its response varies on, too; False when that

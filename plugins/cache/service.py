@@ -92,11 +92,20 @@ class Cache:
         self.flights: dict[str, asyncio.Future[Any]] = {}
         self.background: set[asyncio.Task[None]] = set()
         candidates: list[_Candidate] = []
+        route_paths: list[str | None] = []  # the path of a route without parameters
         for route in routes:
             if isinstance(route, APIRoute):
                 candidates.append(_Candidate(route.path_regex, "GET" in route.methods, _resolve(conf, route)))
+                route_paths.append(None if route.param_convertors else route.path)
         self._candidates = candidates
         self._cached = [(i, c) for i, c in enumerate(candidates) if c.policy is not None and c.get]
+        # per cached route, the GET routes before it that would win: static paths (a set
+        # lookup) and the rest (a regex each), so a miss of the memo costs a few lookups
+        self._earlier: list[tuple[frozenset[str], list[re.Pattern[str]]]] = []
+        for index, _ in self._cached:
+            before = [(c, route_paths[i]) for i, c in enumerate(candidates[:index]) if c.get]
+            static = frozenset(path for c, path in before if path is not None)
+            self._earlier.append((static, [c.regex for c, path in before if path is None]))
         self.policies = [c.policy for _, c in self._cached if c.policy is not None]
         self._matches: dict[str, tuple[RoutePolicy, dict[str, str]] | None] = {}
         self.get_now = backend.get_now if isinstance(backend, MemoryBackend) else None
@@ -114,13 +123,12 @@ class Cache:
         return found
 
     def _match(self, path: str) -> tuple[RoutePolicy, dict[str, str]] | None:
-        for index, candidate in self._cached:
+        for (_, candidate), (static, patterns) in zip(self._cached, self._earlier, strict=True):
             found = candidate.regex.match(path)
             if found is None:
                 continue
-            for earlier in self._candidates[:index]:  # an earlier GET route would win
-                if earlier.get and earlier.regex.match(path):
-                    return None
+            if path in static or any(regex.match(path) for regex in patterns):  # an earlier GET route wins
+                return None
             assert candidate.policy is not None
             return candidate.policy, found.groupdict()
         return None
