@@ -7,11 +7,14 @@ route}`` counts the statements of each HTTP request through the ``db.queries`` c
 
 from __future__ import annotations
 
+import os
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 from fastplug.core import Services
 from fastplug.plugins.db.api import POOL_STATS, QUERIES
@@ -45,18 +48,60 @@ class PoolCollector:
             yield GaugeMetricFamily(f"db_pool_{key}", text, value=figures[key])
 
 
+class LocalQueries:
+    """``db_queries_per_request`` in one process: plain numbers updated on the event loop,
+    turned into a histogram family at scrape time (prometheus-client's ``Histogram`` takes a
+    lock per value on every request)."""
+
+    NAME = "db_queries_per_request"
+    HELP = "SQL statements run by one HTTP request"
+
+    def __init__(self) -> None:
+        self.series: dict[tuple[str, str], list[float]] = {}  # buckets..., sum
+
+    def observe(self, method: str, route: str, count: int) -> None:
+        values = self.series.get((method, route))
+        if values is None:
+            values = self.series[(method, route)] = [0.0] * (len(QUERY_BUCKETS) + 2)
+        values[bisect_left(QUERY_BUCKETS, count)] += 1  # the first bucket with le >= count
+        values[-1] += count
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        return [HistogramMetricFamily(self.NAME, self.HELP, labels=("method", "route"))]
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(self.NAME, self.HELP, labels=("method", "route"))
+        for (method, route), values in list(self.series.items()):
+            running, buckets = 0.0, []
+            for bound, value in zip((*QUERY_BUCKETS, float("inf")), values[:-1], strict=True):
+                running += value
+                buckets.append((floatToGoString(bound), running))
+            family.add_metric([method, route], buckets, values[-1])
+        yield family
+
+
 def register(registry: CollectorRegistry, services: Services) -> Sequence[Callable[[], RequestEnd | None]]:
     """Register the pool collector and the queries-per-request histogram; return the
-    per-request callback that starts counting statements."""
+    per-request callback that starts counting statements. One process keeps the histogram
+    as plain numbers (:class:`LocalQueries`); several workers use prometheus-client's, whose
+    values live in the multiprocess files a scrape sums."""
     registry.register(PoolCollector(services))
-    histogram = Histogram(
-        "db_queries_per_request",
-        "SQL statements run by one HTTP request",
-        ("method", "route"),
-        buckets=QUERY_BUCKETS,
-        registry=registry,
-    )
-    children: dict[tuple[str, str], Any] = {}
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        histogram = Histogram(
+            LocalQueries.NAME, LocalQueries.HELP, ("method", "route"), buckets=QUERY_BUCKETS, registry=registry
+        )
+        children: dict[tuple[str, str], Any] = {}
+
+        def observe(method: str, route: str, count: int) -> None:
+            child = children.get((method, route))
+            if child is None:
+                child = children[(method, route)] = histogram.labels(method, route)
+            child.observe(count)
+
+    else:
+        local = LocalQueries()
+        registry.register(local)
+        observe = local.observe
 
     def begin() -> RequestEnd | None:
         counter = services.get(QUERIES)
@@ -66,12 +111,8 @@ def register(registry: CollectorRegistry, services: Services) -> Sequence[Callab
 
         def end(method: str, route: str, status: int) -> None:
             count = counter.current()  # the innermost counting of this request (X-DB-Queries too)
-            if count is None:
-                return
-            child = children.get((method, route))
-            if child is None:
-                child = children[(method, route)] = histogram.labels(method, route)
-            child.observe(count)
+            if count is not None:
+                observe(method, route, count)
 
         return end
 
