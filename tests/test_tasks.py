@@ -373,6 +373,7 @@ def test_a_failed_outbox_task_is_final_and_a_retry_stays_in_flight(make: Make, e
 def test_a_sqlite_claim_stays_fresh_while_its_task_runs_past_the_lease(
     make: Make, effects: Path, sqlite_url: str
 ) -> None:
+    import threading
     import time
 
     from fastplug.plugins.tasks.runtime import OutboxGuard
@@ -382,11 +383,21 @@ def test_a_sqlite_claim_stays_fresh_while_its_task_runs_past_the_lease(
         key = enqueue(client, app, "probe.record", str(effects), "long")
         engine = services(app)["db.engine"]
 
+        raced_done = threading.Event()
+
+        def long_task() -> str:
+            time.sleep(0.9)  # three leases into the run...
+            raced_done.wait(30)  # ...and still running until the race below has happened, however slow the machine
+            return "ran"
+
         async def run_and_race() -> tuple[Any, str | None]:
             guard = OutboxGuard(engine, asyncio.get_running_loop(), lease=0.3)
-            running = asyncio.create_task(asyncio.to_thread(guard.once, key, lambda: time.sleep(1.2) or "ran"))
-            await asyncio.sleep(0.9)  # three leases into the run: a redelivered copy tries to claim it
-            raced = await guard._claim(key)
+            running = asyncio.create_task(asyncio.to_thread(guard.once, key, long_task))
+            await asyncio.sleep(0.9)  # a redelivered copy tries to claim it while it runs
+            try:
+                raced = await guard._claim(key)
+            finally:
+                raced_done.set()
             return await running, raced
 
         (ran, result), raced = in_app(client, run_and_race)
