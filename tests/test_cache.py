@@ -593,3 +593,27 @@ def test_too_many_invalidations_kept_in_an_outage_flush_the_namespace(
         assert not backend.pending.active
         assert client.get("/items/1").headers["x-cache"] == "HIT"
     assert after == ["MISS", "MISS", "MISS"]  # every entry went, whatever its tags
+
+
+@pytest.mark.parametrize("shared_generations", [False, True], ids=["memory", "shared-memory"])
+def test_memory_entries_add_nothing_to_the_garbage_collectors_work(
+    shared_generations: bool, request: pytest.FixtureRequest, fastplug_app_factory: Make, prefix: str
+) -> None:
+    """A full collection traverses every tracked object: 100,000 cached responses must not be
+    100,000 (or 300,000) of them, or each full collection pauses every request for a while."""
+    import gc
+
+    if shared_generations:
+        request.getfixturevalue("shared_file")
+    app = fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings_for("memory", prefix))
+    with TestClient(app) as client:
+        for n in range(50):
+            assert client.get(f"/items/{n}").headers["x-cache"] == "MISS"
+        assert client.get("/items/7").headers["x-cache"] == "HIT"
+        for _ in range(3):  # a collection untracks one level of nested tuples: the pairs, the headers, the entry
+            gc.collect()
+        backend = cache_of(app).backend
+        stored = [*backend._entries.values(), *getattr(backend, "_guards", {}).values()]
+        assert len(stored) == (100 if shared_generations else 50)
+        assert not [value for value in stored if gc.is_tracked(value)]
+        assert client.get("/items/7").headers["x-cache"] == "HIT"  # still served after the collection

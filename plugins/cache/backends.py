@@ -74,6 +74,11 @@ def route_tag(tags: Sequence[str]) -> int:
     return -1
 
 
+def thaw(stored: tuple[Any, ...]) -> Entry:
+    """The :class:`Entry` of a stored plain tuple (one allocation, no per-field work)."""
+    return tuple.__new__(Entry, stored)
+
+
 def entry_cost(entry: Entry, tags: Sequence[str]) -> int:
     """The bytes an entry holds in process memory: body, headers, tags, and a fixed overhead."""
     headers = sum(len(k) + len(v) + 64 for k, v in entry.head) + sum(len(k) + len(v) + 64 for k, v in entry.headers)
@@ -87,7 +92,7 @@ class MemoryBackend:
     def __init__(self, max_entries: int, max_bytes: int, max_keys_per_route: int = 0) -> None:
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.max_keys_per_route = max_keys_per_route
-        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Any, ...]] = OrderedDict()  # plain tuples: untracked by the GC
         self._tags: dict[str, dict[str, None]] = {}  # insertion-ordered: oldest key first
         self._costs: dict[str, int] = {}
         self._key_tags: dict[str, tuple[str, ...]] = {}
@@ -102,9 +107,10 @@ class MemoryBackend:
 
     def get_now(self, key: str) -> Entry | None:
         """The entry if still usable (the hit path calls this without awaiting)."""
-        entry = self._entries.get(key)
-        if entry is None:
+        stored = self._entries.get(key)
+        if stored is None:
             return None
+        entry = thaw(stored)
         if not entry.is_usable(time.time()):
             self._drop(key)
             return None
@@ -132,7 +138,7 @@ class MemoryBackend:
 
     def _store(self, key: str, entry: Entry, tags: Sequence[str]) -> None:
         self._drop(key)
-        self._entries[key] = entry
+        self._entries[key] = tuple(entry)
         self._key_tags[key] = tuple(tags)
         for tag in tags:
             self._tags.setdefault(tag, {})[key] = None

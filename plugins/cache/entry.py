@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 
 # Never stored (hop-by-hop, per request, or recomputed on every hit).
 UNSTORED = frozenset(
@@ -29,23 +28,25 @@ UNSTORED = frozenset(
 )
 
 
-@dataclass(slots=True)
-class Entry:
-    """A cached response. ``head`` is the response-start headers, ready to send on a hit;
-    ``guard`` is what a shared-memory backend checks on a hit (a getter of the entry's slots
-    and their generations when stored), and ``checked`` the shared clock when they last
-    matched (unchanged since: nothing to check)."""
+Headers = tuple[tuple[bytes, bytes], ...]
+
+
+class Entry(NamedTuple):
+    """A cached response. ``head`` is the response-start headers, ready to send on a hit.
+
+    Immutable, and made only of tuples, bytes and numbers: the memory backend keeps it as a
+    plain ``tuple``, which the garbage collector stops tracking, so 100,000 cached responses
+    add nothing to a full collection's pause (an object per entry, or a list of headers,
+    would be traversed by every one)."""
 
     status: int
-    headers: list[tuple[bytes, bytes]]
+    headers: Headers
     body: bytes
     etag: bytes
     stored_at: float
     ttl: float
     stale: float = 0.0
-    head: list[tuple[bytes, bytes]] = field(default_factory=list)
-    guard: tuple[Any, Any] | None = None
-    checked: int = -1
+    head: Headers = ()
 
     def age(self, now: float) -> float:
         """Seconds since the entry was stored."""
@@ -77,7 +78,7 @@ class Entry:
         """The inverse of :meth:`encode`."""
         line, _, body = raw.partition(b"\n")
         meta = json.loads(line)
-        pairs = lambda items: [(k.encode("latin-1"), v.encode("latin-1")) for k, v in items]  # noqa: E731
+        pairs = lambda items: tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in items)  # noqa: E731
         return cls(
             meta["s"], pairs(meta["h"]), body, meta["e"].encode(), meta["t"], meta["l"], meta["w"], pairs(meta["c"])
         )
@@ -98,14 +99,13 @@ def build_entry(
     vary: bytes,
 ) -> Entry:
     """An entry with its hit headers precomputed (ETag, Cache-Control, Vary, Content-Length)."""
-    kept = [(k.lower(), v) for k, v in headers if k.lower() not in UNSTORED and k.lower() != b"vary"]
+    kept = tuple((k.lower(), v) for k, v in headers if k.lower() not in UNSTORED and k.lower() != b"vary")
     etag = strong_etag(body)
-    head = [
+    head = (
         *kept,
         (b"content-length", str(len(body)).encode()),
         (b"etag", etag),
         (b"cache-control", cache_control),
-    ]
-    if vary:
-        head.append((b"vary", vary))
+        *(((b"vary", vary),) if vary else ()),
+    )
     return Entry(status, kept, body, etag, time.time(), ttl, stale, head)

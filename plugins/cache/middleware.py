@@ -250,14 +250,14 @@ class CacheMiddleware:
         await self.app(scope, receive, _with_header(send, b"BYPASS"))
 
     async def _respond(self, headers: dict[bytes, bytes], entry: Entry, label: bytes, send: Send, now: float) -> None:
-        extra = [(b"age", str(int(entry.age(now))).encode()), (b"x-cache", label)]
+        extra = ((b"age", str(int(entry.age(now))).encode()), (b"x-cache", label))
         inm = headers.get(b"if-none-match")
         if inm is not None and _etag_matches(inm, entry.etag):
             keep = [(k, v) for k, v in entry.head if k in (b"etag", b"cache-control", b"vary", b"expires")]
-            await send({"type": "http.response.start", "status": 304, "headers": keep + extra})
+            await send({"type": "http.response.start", "status": 304, "headers": [*keep, *extra]})
             await send({"type": "http.response.body", "body": b""})
             return
-        await send({"type": "http.response.start", "status": entry.status, "headers": entry.head + extra})
+        await send({"type": "http.response.start", "status": entry.status, "headers": [*entry.head, *extra]})
         await send({"type": "http.response.body", "body": entry.body})
 
     async def _miss(self, cache: Cache, request: _Request, receive: Receive, send: Send) -> None:

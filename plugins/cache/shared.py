@@ -32,10 +32,9 @@ import tempfile
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from operator import itemgetter
 from pathlib import Path
 
-from fastplug.plugins.cache.backends import MemoryBackend, Snapshot
+from fastplug.plugins.cache.backends import MemoryBackend, Snapshot, thaw
 from fastplug.plugins.cache.entry import Entry
 
 ENV = "FASTPLUG_CACHE_SHARED"
@@ -154,25 +153,32 @@ class SharedMemoryBackend(MemoryBackend):
         super().__init__(max_entries, max_bytes, max_keys_per_route)
         self.shared = shared
         self._view = shared.view
+        # key -> (its slots, their generations when stored, the clock when they last matched)
+        self._guards: dict[str, tuple[tuple[int, ...], tuple[int, ...], int]] = {}
 
     def get_now(self, key: str) -> Entry | None:
-        entry = self._entries.get(key)
-        if entry is None:
+        stored = self._entries.get(key)
+        if stored is None:
             return None
         view = self._view
         clock = view[0]  # read first: an invalidation after it moves it again, so is seen next time
-        if entry.checked != clock:  # something was invalidated since the last check: are its slots?
-            slots, generations = entry.guard  # type: ignore[misc]
-            if slots(view) != generations:  # invalidated, by this worker or another
+        slots, generations, checked = self._guards[key]
+        if checked != clock:  # something was invalidated since the last check: are its slots?
+            if tuple(map(view.__getitem__, slots)) != generations:  # invalidated, by this worker or another
                 self._drop(key)
                 return None
             if view[0] == clock:  # (a bump while comparing: compare again next time)
-                entry.checked = clock
+                self._guards[key] = (slots, generations, clock)
+        entry = thaw(stored)
         if not entry.is_usable(time.time()):
             self._drop(key)
             return None
         self._entries.move_to_end(key)
         return entry
+
+    def _drop(self, key: str) -> bool:
+        self._guards.pop(key, None)
+        return super()._drop(key)
 
     async def snapshot(self) -> Snapshot:
         return int(self._view[0])
@@ -184,19 +190,17 @@ class SharedMemoryBackend(MemoryBackend):
         view = self._view
         clock = view[0]
         limit = clock if snapshot is None else snapshot
-        slots = sorted({slot_of(name) for name in (*tags, f"key:{key}")})
+        slots = tuple(sorted({slot_of(name) for name in (*tags, f"key:{key}")}))
         generations = []
         for slot in slots:
             generation = view[slot]
             if generation > limit:  # invalidated since the snapshot: the answer may be older
                 return False
             generations.append(generation)
-        # one C-level getter and a tuple compare on a hit: a page with 100 product tags costs
-        # about as much to check as a product with one
-        getter = itemgetter(*slots)
-        entry.guard = (getter, tuple(generations) if len(slots) > 1 else generations[0])
-        entry.checked = clock
         self._store(key, entry, tags)
+        if key in self._entries:  # (not when it alone is over max_bytes)
+            # ints only (the GC does not track it); a hit compares it only after an invalidation
+            self._guards[key] = (slots, tuple(generations), clock)
         return True
 
     async def invalidate(self, tags: Iterable[str], keys: Iterable[str]) -> int:
