@@ -1,4 +1,5 @@
-"""CPU time and size of gzip levels 1-9 (and brotli qualities) on the ~20 KB JSON body.
+"""CPU time and size of gzip levels 1-9 (zlib, and ISA-L's 0-3 when ``isal`` is installed, and
+brotli qualities) on the ~20 KB JSON body.
 
 How ``[compression] gzip_level``'s default was chosen. Pinned to one CPU when ``taskset``
 exists (re-executes itself under it); each figure is the best of several timed loops.
@@ -35,6 +36,14 @@ def main() -> None:
     for level in range(1, 10):
         size = len(zlib.compress(BODY, level, wbits=31))
         rows.append((f"gzip {level}", size, best_us(lambda level=level: zlib.compress(BODY, level, wbits=31))))
+    try:
+        from isal import isal_zlib
+    except ImportError:
+        pass
+    else:
+        for level in range(4):
+            size = len(isal_zlib.compress(BODY, level, wbits=31))
+            rows.append((f"isal {level}", size, best_us(lambda level=level: isal_zlib.compress(BODY, level, wbits=31))))
     try:
         import brotli
     except ImportError:

@@ -115,6 +115,36 @@ def test_gzip_round_trip_with_vary_and_length(client: TestClient) -> None:
     assert gzip.decompress(raw) == BIG
 
 
+@pytest.mark.parametrize("engine", ["zlib", "isal"])
+def test_gzip_is_made_by_the_engine_asked_for(make: Make, engine: str) -> None:
+    if engine == "isal":
+        pytest.importorskip("isal", reason="the isal package is not installed")
+    from fastplug.plugins.compression.middleware import deflate_module
+
+    app = make(gzip_engine=engine, gzip_level=4, isal_level=1)
+    response, raw = raw_get(TestClient(app), "/big", **{"accept-encoding": "gzip"})
+    assert response.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(raw) == BIG
+    assert raw == deflate_module(engine).compress(BIG, 4 if engine == "zlib" else 1, wbits=31)
+    response, raw = raw_get(TestClient(app), "/stream", **{"accept-encoding": "gzip"})
+    assert gzip.decompress(raw) == b"first line\n" * 200 + b"last line\n"
+
+
+def test_auto_engine_is_isal_when_installed(make: Make, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastplug.plugins.compression import middleware
+
+    installed = middleware.isal_available()
+    _, raw = raw_get(TestClient(make()), "/big", **{"accept-encoding": "gzip"})
+    assert raw == middleware.deflate_module("isal" if installed else "zlib").compress(
+        BIG, 2 if installed else 5, wbits=31
+    )
+    monkeypatch.setattr(middleware, "isal_available", lambda: False)
+    _, raw = raw_get(TestClient(make()), "/big", **{"accept-encoding": "gzip"})
+    assert raw == zlib.compress(BIG, 5, wbits=31)
+    with pytest.raises(FastplugError, match=r"gzip_engine = \"isal\" needs the isal package"):
+        make(gzip_engine="isal")
+
+
 def test_brotli_when_installed_and_accepted(make: Make) -> None:
     brotli = pytest.importorskip("brotli", reason="the brotli package is not installed")
     response, raw = raw_get(TestClient(make()), "/big", **{"accept-encoding": "gzip, br"})
@@ -295,7 +325,8 @@ def test_disabled_plugin_imports_nothing(tmp_path: Path) -> None:
     settings.write_text('[default]\nplugins = ["health"]\n')
     code = (
         "import sys; from fastplug.core.app import create_app; create_app(sys.argv[1]); "
-        "print(sorted(m for m in sys.modules if m.startswith('fastplug.plugins.compression') or m == 'brotli'))"
+        "print(sorted(m for m in sys.modules"
+        " if m.startswith('fastplug.plugins.compression') or m in ('brotli', 'isal')))"
     )
     root = Path(__file__).resolve().parents[1]
     run = subprocess.run([sys.executable, "-c", code, str(settings)], cwd=root, capture_output=True, text=True)

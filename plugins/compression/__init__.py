@@ -7,12 +7,11 @@ already have a ``Content-Encoding``, bodies under ``minimum_size``, media types 
 ``ETag`` of a body it changes, honours ``q=0``. Priority 200: inside metrics/timing (100),
 outside a cache (300), so a cache stores the unencoded bytes.
 
-Why ``gzip_level = 5`` (``benchmarks/gzip_levels.py`` on the ~20 KB JSON body of
-``benchmarks/``, one pinned core): level 9 (Starlette's default) takes 306 us per response
-for 4,586 bytes; level 5 takes 196 us for 4,665 bytes (+1.7%); level 6 226 us (+1.0%),
-level 4 166 us (+5.1%), level 1 112 us (+18.5%). Level 5 is the knee: below it the size
-grows 3-7% per level, above it each level buys under 1% for ~15% more CPU. brotli
-quality 4 (the ``brotli_quality`` default) gives 4,731 bytes in 145 us.
+``gzip_level = 5`` (zlib) is the knee of size against CPU on a ~20 KB JSON body, and ISA-L's
+level 2 (``isal_level``, used when the ``isal`` package is installed and ``gzip_engine`` is
+``"auto"``) gives about zlib level 5's size for a fraction of its CPU: the figures are in
+``benchmarks/README.md`` (``benchmarks/gzip_levels.py``). The bytes differ from zlib's; both
+are standard gzip.
 """
 
 from __future__ import annotations
@@ -38,4 +37,20 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
     from fastplug.plugins.compression.middleware import CompressionMiddleware
 
     conf = settings.section("compression", CompressionSettings)
-    return [MiddlewareSpec("compression", CompressionMiddleware, conf.model_dump(), priority=200)]
+    options = conf.model_dump()
+    options["gzip_engine"] = gzip_engine(conf.gzip_engine)
+    return [MiddlewareSpec("compression", CompressionMiddleware, options, priority=200)]
+
+
+def gzip_engine(wanted: str) -> str:
+    """What makes gzip: ``wanted``, with ``"auto"`` resolved (isal when installed)."""
+    from fastplug.plugins.compression.middleware import isal_available
+
+    if wanted == "auto":
+        return "isal" if isal_available() else "zlib"
+    if wanted == "isal" and not isal_available():
+        raise RuntimeError(
+            "compression: gzip_engine = \"isal\" needs the isal package (pip install 'fastplug[isal]'), "
+            'or set gzip_engine = "auto" to fall back to zlib'
+        )
+    return wanted

@@ -61,12 +61,33 @@ def encoded_headers(headers: Iterable[Header], coding: str, length: int | None) 
     return out
 
 
-class Encoder:
-    """One coding at one level: one-shot ``compress`` and streaming ``stream()`` objects."""
+def isal_available() -> bool:
+    """True when ISA-L's deflate (the ``isal`` package) can be imported."""
+    try:
+        from isal import isal_zlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    def __init__(self, coding: str, level: int) -> None:
+
+def deflate_module(engine: str) -> Any:
+    """The zlib-compatible module gzip is made with: ``isal.isal_zlib`` for ``"isal"``,
+    the standard library's ``zlib`` for ``"zlib"``."""
+    if engine == "isal":
+        from isal import isal_zlib
+
+        return isal_zlib
+    return zlib
+
+
+class Encoder:
+    """One coding at one level: one-shot ``compress`` and streaming ``stream()`` objects.
+    gzip is made by ``deflate`` (zlib, or ISA-L's drop-in ``isal_zlib``)."""
+
+    def __init__(self, coding: str, level: int, deflate: Any = zlib) -> None:
         self.coding = coding
         self.level = level
+        self._deflate = deflate
         if coding == BR:
             import brotli
 
@@ -75,17 +96,19 @@ class Encoder:
     def compress(self, body: bytes) -> bytes:
         """The whole body, encoded."""
         if self.coding == GZIP:
-            return zlib.compress(body, self.level, wbits=31)
+            return bytes(self._deflate.compress(body, self.level, wbits=31))
         return bytes(self._brotli.compress(body, quality=self.level))
 
     def stream(self) -> Callable[[bytes, bool], bytes]:
         """``feed(chunk, last)``: encoded bytes for ``chunk``, flushed so the client can
         decode it now (chunk by chunk, never buffering the stream); ``last`` ends it."""
         if self.coding == GZIP:
-            gz = zlib.compressobj(self.level, zlib.DEFLATED, 31)
+            deflate = self._deflate
+            gz = deflate.compressobj(self.level, deflate.DEFLATED, 31)
+            finish, sync = deflate.Z_FINISH, deflate.Z_SYNC_FLUSH
 
             def feed_gzip(chunk: bytes, last: bool) -> bytes:
-                return gz.compress(chunk) + gz.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+                return gz.compress(chunk) + gz.flush(finish if last else sync)
 
             return feed_gzip
         br = self._brotli.Compressor(quality=self.level)
@@ -121,6 +144,8 @@ class CompressionMiddleware:
         *,
         minimum_size: int = 1000,
         gzip_level: int = 5,
+        gzip_engine: str = "zlib",
+        isal_level: int = 2,
         brotli: bool = True,
         brotli_quality: int = 4,
         content_types: Sequence[str] = ("application/json", "text/*"),
@@ -132,8 +157,9 @@ class CompressionMiddleware:
         from fastplug.plugins.compression.api import codings_for
 
         self.codings = codings_for(brotli)  # preference on equal q; the cache keys by the same
-        levels = {GZIP: gzip_level, BR: brotli_quality}
-        self.encoders = {coding: Encoder(coding, levels[coding]) for coding in self.codings}
+        deflate = deflate_module(gzip_engine)
+        levels = {GZIP: isal_level if gzip_engine == "isal" else gzip_level, BR: brotli_quality}
+        self.encoders = {coding: Encoder(coding, levels[coding], deflate) for coding in self.codings}
         types = [t.lower() for t in content_types]
         self.exact_types = frozenset(t for t in types if not t.endswith("/*"))
         self.type_prefixes = tuple(t[:-1] for t in types if t.endswith("/*"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from fastplug.config import PluginSettings
@@ -26,13 +28,19 @@ DEFAULT_CONTENT_TYPES = (
 class CompressionSettings(PluginSettings):
     """What gets compressed, and how hard.
 
-    ``gzip_level`` 5 was chosen by measurement on a ~20 KB JSON body (see the package
-    docstring): 1.7% larger than level 9 for 64% of its CPU. ``text/event-stream`` is never
+    gzip is made with ISA-L (the ``isal`` package, ``pip install 'fastplug[isal]'``) when it
+    is installed and ``gzip_engine`` is ``"auto"``, else with the standard library's zlib:
+    about zlib level 5's size for a fraction of its CPU. ``gzip_level`` (zlib, 1-9) 5 was
+    chosen by measurement (``benchmarks/gzip_levels.py``). ``text/event-stream`` is never
     compressed, whatever ``content_types`` says.
     """
 
     minimum_size: int = Field(1000, ge=0, description="bodies smaller than this (bytes) are sent as they are")
-    gzip_level: int = Field(5, ge=1, le=9)
+    gzip_level: int = Field(5, ge=1, le=9, description="zlib's level, when gzip is made with zlib")
+    gzip_engine: Literal["auto", "zlib", "isal"] = Field(
+        "auto", description='"auto": ISA-L when the isal package is installed, else zlib'
+    )
+    isal_level: int = Field(2, ge=0, le=3, description="ISA-L's level, when gzip is made with ISA-L")
     brotli: bool = Field(True, description="use br when the brotli package is installed and the client accepts it")
     brotli_quality: int = Field(4, ge=0, le=11)
     content_types: list[str] = Field(
