@@ -8,6 +8,8 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 T = TypeVar("T")
+SERVICE_KEY = "__fastplug_service__"
+"""The attribute naming the service a :func:`service` dependency reads (for the lean route path)."""
 
 
 class ServiceMissing(LookupError):  # noqa: N818 - reads as the condition it is
@@ -47,4 +49,5 @@ def service(key: str, tp: type[T]) -> Any:
             raise ServiceMissing(f"no service '{key}': is the plugin that provides it enabled and started?") from None
 
     get.__name__ = f"service_{key.replace('.', '_')}"
+    setattr(get, SERVICE_KEY, key)
     return Annotated[tp, Depends(get)]
