@@ -103,17 +103,19 @@ def register(registry: CollectorRegistry, services: Services) -> Sequence[Callab
         registry.register(local)
         observe = local.observe
 
+    lookup = services.get
+
+    def end(method: str, route: str, status: int) -> None:
+        counter = lookup(QUERIES)
+        count = counter.current() if counter is not None else None  # the innermost counting of this request
+        if count is not None:
+            observe(method, route, count)
+
     def begin() -> RequestEnd | None:
-        counter = services.get(QUERIES)
+        counter = lookup(QUERIES)
         if counter is None:
             return None
         counter.start()
-
-        def end(method: str, route: str, status: int) -> None:
-            count = counter.current()  # the innermost counting of this request (X-DB-Queries too)
-            if count is not None:
-                observe(method, route, count)
-
-        return end
+        return end  # one function for every request: the count lives in the request's context
 
     return [begin]
