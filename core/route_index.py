@@ -1,13 +1,15 @@
-"""Find a static route by a dict lookup instead of trying every route before it.
+"""Find a route by a dict lookup instead of trying every route before it.
 
 Starlette and FastAPI match a request against the app's routes one by one, a regex per route,
 so a route's cost grows with the number of routes declared before it (FastAPI's docs routes,
 then every plugin's). :class:`IndexedRouter` keeps, for each ``(path, method)`` of a route
 without path parameters, the route that the linear scan would pick first, computed once from
 the route list, and goes straight to it. It then does exactly what FastAPI's router does with
-a full match (the same scope updates, the same telemetry, ``route.handle``). Everything else
-(path parameters, mounts, hosts, included routers, 404/405, slash redirects) takes FastAPI's
-scan, and the index is rebuilt whenever the route list changes.
+a full match (the same scope updates, the same telemetry, ``route.handle``). A path with
+parameters is tried only against the routes that can match it: those whose first path
+segment is the path's, and those whose first segment is a parameter, in declaration order.
+Everything else (no full match among those, mounts, hosts, included routers, 404/405,
+slash redirects) takes FastAPI's scan, and both are rebuilt whenever the route list changes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,35 @@ except ImportError:  # pragma: no cover - another FastAPI: no index, FastAPI's s
     _apply_router_form_limits = None
 
 Index = dict[tuple[str, str], Route]
+Buckets = dict[str | None, tuple[Route, ...]]
+"""First path segment -> the routes with path parameters that can match a path starting with
+it (those whose own first segment is that literal, and those whose first segment holds a
+parameter), in declaration order; key ``None`` holds the second kind alone (any other path)."""
+
+
+def _first_segment(path: str) -> str | None:
+    """``"users"`` for ``/users/...``; None when the first segment holds a parameter."""
+    segment = path[1:].split("/", 1)[0]
+    return None if "{" in segment else segment
+
+
+def build_buckets(routes: list[Any]) -> Buckets:
+    """The routes with path parameters before the first route that is not a plain ``Route``,
+    grouped by the first path segment they can match (see :data:`Buckets`). A static route
+    never needs to be here: it matches its own path only, and when it would be the first
+    match that path is in the index."""
+    plain: list[Route] = []
+    for route in routes:
+        if isinstance(route, WebSocketRoute):
+            continue
+        if not isinstance(route, Route):
+            break
+        if route.param_convertors:
+            plain.append(route)
+    owns = [(route, _first_segment(route.path_format)) for route in plain]
+    keys: set[str | None] = {own for _, own in owns if own is not None}
+    keys.add(None)
+    return {key: tuple(r for r, own in owns if own is None or own == key) for key in keys}
 
 
 def build_index(routes: list[Any]) -> Index:
@@ -54,30 +85,47 @@ class IndexedRouter(APIRouter):
     """FastAPI's router with the static-route index in front of its scan."""
 
     _fastplug_index: Index | None = None
+    _fastplug_buckets: Buckets | None = None
     _fastplug_index_key: tuple[int, int, int] = (-1, -1, -1)
 
-    def _index(self) -> Index:
+    def _indexes(self) -> tuple[Index, Buckets]:
         key = (self._routes_version, len(self.routes), id(self.routes))
         if key != self._fastplug_index_key:
             self._fastplug_index = build_index(self.routes)
+            self._fastplug_buckets = build_buckets(self.routes)
             self._fastplug_index_key = key
-        assert self._fastplug_index is not None
-        return self._fastplug_index
+        assert self._fastplug_index is not None and self._fastplug_buckets is not None
+        return self._fastplug_index, self._fastplug_buckets
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            route = self._index().get((get_route_path(scope), scope["method"]))
+            index, buckets = self._indexes()
+            path = get_route_path(scope)
+            route = index.get((path, scope["method"]))
             if route is not None:
                 match, child_scope = route.matches(scope)
                 if match is Match.FULL:
-                    _apply_router_form_limits(scope, self.form_limits)
-                    if "router" not in scope:
-                        scope["router"] = self
-                    _update_scope(scope, child_scope)
-                    _route_selected(scope=scope, path=route.path_format)
-                    await route.handle(scope, receive, send)
+                    await self._handle(route, child_scope, scope, receive, send)
                     return
+            else:
+                # the routes with parameters that can match this path, in order: the first full
+                # match is the scan's (anything else, partial matches and 405s, is the scan's)
+                candidates = buckets.get(path[1:].split("/", 1)[0]) or buckets[None]
+                for route in candidates:
+                    match, child_scope = route.matches(scope)
+                    if match is Match.FULL:
+                        await self._handle(route, child_scope, scope, receive, send)
+                        return
         await super().app(scope, receive, send)
+
+    async def _handle(self, route: Route, child_scope: Scope, scope: Scope, receive: Receive, send: Send) -> None:
+        """What FastAPI's router does with a full match."""
+        _apply_router_form_limits(scope, self.form_limits)
+        if "router" not in scope:
+            scope["router"] = self
+        _update_scope(scope, child_scope)
+        _route_selected(scope=scope, path=route.path_format)
+        await route.handle(scope, receive, send)
 
 
 def index_routes(app: FastAPI) -> None:

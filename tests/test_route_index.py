@@ -1,4 +1,4 @@
-"""The static-route index picks the route FastAPI's scan would pick, and follows changes."""
+"""The route index picks the route FastAPI's scan would pick, and follows changes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount
 
-from fastplug.core.route_index import IndexedRouter, build_index, index_routes
+from fastplug.core.route_index import IndexedRouter, build_buckets, build_index, index_routes
 
 
 def _app() -> FastAPI:
@@ -34,6 +34,27 @@ def _app() -> FastAPI:
         return {"hello": "world"}
 
     app.add_route("/plain", lambda request: PlainTextResponse("plain"))  # a Starlette Route: GET and HEAD
+
+    @app.post("/users/{user_id}")
+    async def post_user(user_id: int) -> dict[str, int]:
+        return {"posted": user_id}
+
+    @app.get("/{section}/latest")  # a parameter first: a candidate for every path
+    async def latest(section: str) -> dict[str, str]:
+        return {"latest": section}
+
+    @app.get("/users/{user_id}/orders")
+    async def orders(user_id: int) -> dict[str, int]:
+        return {"orders": user_id}
+
+    @app.get("/users/{user_id}")
+    async def user(user_id: int) -> dict[str, int]:
+        return {"user": user_id}
+
+    @app.get("/users/{name:path}")  # later: only what the routes above do not take
+    async def user_path(name: str) -> dict[str, str]:
+        return {"path": name}
+
     return app
 
 
@@ -50,6 +71,16 @@ def _answers(app: FastAPI) -> list[tuple[int, bytes, str | None]]:
             ("GET", "/plain"),
             ("HEAD", "/plain"),
             ("GET", "/nothing"),
+            ("GET", "/users/7"),
+            ("POST", "/users/7"),
+            ("DELETE", "/users/7"),
+            ("GET", "/users/7/orders"),
+            ("GET", "/users/latest"),
+            ("GET", "/items/latest"),
+            ("GET", "/other/latest"),
+            ("GET", "/users/x/y"),
+            ("GET", "/users/x"),
+            ("GET", "/users"),
         ]
         out = []
         for method, path in requests:
@@ -67,6 +98,15 @@ def test_the_index_answers_as_the_scan_does() -> None:
     assert ("/items/me", "GET") not in index  # the param route before it would take it
     assert index[("/hello", "GET")].path == "/hello"
     assert ("/plain", "HEAD") in index
+    buckets = build_buckets(indexed.router.routes)
+    assert [r.path for r in buckets["users"]] == [
+        "/users/{user_id}",
+        "/{section}/latest",
+        "/users/{user_id}/orders",
+        "/users/{user_id}",
+        "/users/{name:path}",
+    ]
+    assert [r.path for r in buckets[None]] == ["/{section}/latest"]
 
 
 def test_routes_added_later_are_found() -> None:
