@@ -617,3 +617,19 @@ def test_memory_entries_add_nothing_to_the_garbage_collectors_work(
         assert len(stored) == (100 if shared_generations else 50)
         assert not [value for value in stored if gc.is_tracked(value)]
         assert client.get("/items/7").headers["x-cache"] == "HIT"  # still served after the collection
+
+
+def test_the_key_and_route_memos_hold_as_many_requests_as_the_cache(fastplug_app_factory: Make, prefix: str) -> None:
+    from fastplug.plugins.cache.settings import CacheSettings
+
+    assert CacheSettings().memo_size == 10_000  # at least this many, for a Redis cache too
+    assert CacheSettings(max_entries=200_000).memo_size == 200_000
+    assert CacheSettings(max_entries=200_000, memo_entries=50).memo_size == 50
+    app = fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings_for("memory", prefix, memo_entries=3))
+    with TestClient(app) as client:
+        for n in range(5):
+            assert client.get(f"/items/{n}").headers["x-cache"] == "MISS"
+        assert [client.get(f"/items/{n}").headers["x-cache"] for n in range(5)] == ["HIT"] * 5
+        assert client.get("/items/" + "9" * 300).status_code == 200  # a long path: matched, not remembered
+        assert len(cache_of(app)._matches) <= 3
+        assert max(len(path) for path in cache_of(app)._matches) < 300

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from fastplug.core import negotiate
 from fastplug.plugins.cache import _check_eviction
-from fastplug.plugins.cache.middleware import KEY_MEMO_BYTES
+from fastplug.plugins.cache.middleware import KEY_MEMO_ITEM_BYTES
+from fastplug.plugins.cache.settings import MIN_MEMO
 from fastplug.plugins.compression.api import codings_for
 from tests import test_cache
 from tests.chaos.instances import PrivateRedis
@@ -215,7 +216,7 @@ def test_key_memo_is_bounded_in_bytes(fastplug_app_factory: Make) -> None:
             grown = tracemalloc.get_traced_memory()[0] - before
         finally:
             tracemalloc.stop()
-    assert grown < KEY_MEMO_BYTES + (12 << 20), grown
+    assert grown < MIN_MEMO * KEY_MEMO_ITEM_BYTES + (12 << 20), grown
 
 
 def test_check_warns_when_redis_does_not_bound_the_cache() -> None:

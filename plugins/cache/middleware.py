@@ -58,9 +58,9 @@ UNAVAILABLE_HEADERS = [
 
 DEFAULT_CODINGS = ("br", "gzip")
 """Codings keyed when the compression plugin is off (a handler may still compress itself)."""
-KEY_MEMO_SIZE = 10_000
-KEY_MEMO_BYTES = 4 << 20
-"""Bytes of request parts the key memo may hold; a larger request is keyed each time."""
+KEY_MEMO_ITEM_BYTES = 400
+"""Bytes of request parts the key memo may hold per entry of ``[cache] memo_size`` (4 MB for
+10,000): past them, or past the size, it starts again empty; a larger request is keyed each time."""
 KEY_MEMO_ITEM = 4096
 CODING_MEMO_SIZE, CODING_MEMO_ITEM = 64, 256
 """Accept-Encoding values whose negotiated coding is remembered, and their longest."""
@@ -102,12 +102,14 @@ class CacheMiddleware:
         self._names: dict[str, tuple[bytes, ...]] = {}  # route template -> the headers it is keyed by
         self._keys: dict[tuple[Any, ...], str] = {}
         self._memo_bytes = 0
+        self.memo_size = conf.memo_size
+        self.memo_bytes_limit = conf.memo_size * KEY_MEMO_ITEM_BYTES
         self._codings_of: dict[bytes, bytes] = {}
 
     def _remember(self, ident: tuple[Any, ...], size: int, key: str) -> str:
         if size > KEY_MEMO_ITEM:  # bounded whatever clients send: keyed each time, not kept
             return key
-        if len(self._keys) >= KEY_MEMO_SIZE or self._memo_bytes + size > KEY_MEMO_BYTES:
+        if len(self._keys) >= self.memo_size or self._memo_bytes + size > self.memo_bytes_limit:
             self._forget_keys()
         self._keys[ident] = key
         self._memo_bytes += size

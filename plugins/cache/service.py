@@ -18,7 +18,9 @@ from fastplug.plugins.cache.settings import CacheSettings
 
 log = logging.getLogger("fastplug.cache")
 
-MATCH_MEMO_SIZE = 10_000
+
+MATCH_MEMO_PATH = 256
+"""Longer paths are matched each time, never remembered (the memo's bytes stay bounded)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class Cache:
 
     def __init__(self, conf: CacheSettings, backend: Backend, routes: Sequence[Any]) -> None:
         self.conf = conf
+        self._memo_size = conf.memo_size
         self.backend = backend
         self.stats = Stats()
         self.flights: dict[str, asyncio.Future[Any]] = {}
@@ -117,9 +120,12 @@ class Cache:
             return self._matches[path]
         except KeyError:
             pass
-        if len(self._matches) >= MATCH_MEMO_SIZE:
+        found = self._match(path)
+        if len(path) > MATCH_MEMO_PATH:  # bounded whatever clients send: matched each time
+            return found
+        if len(self._matches) >= self._memo_size:
             self._matches.clear()
-        found = self._matches[path] = self._match(path)
+        self._matches[path] = found
         return found
 
     def _match(self, path: str) -> tuple[RoutePolicy, dict[str, str]] | None:

@@ -20,6 +20,10 @@ class RoutePolicySettings(BaseModel):
     cache_control: str | None = None
 
 
+MIN_MEMO = 10_000
+"""The smallest memo: a Redis cache holds more keys than ``max_entries`` (a memory setting)."""
+
+
 class CacheSettings(PluginSettings):
     """Response caching of GET routes marked ``@cached`` or listed in ``[cache.routes]``."""
 
@@ -33,6 +37,17 @@ class CacheSettings(PluginSettings):
         1000, ge=0, description="entries one route may have (the oldest go first), on every backend; 0: no cap"
     )
     max_entry_bytes: int = Field(1024 * 1024, ge=1, description="larger responses are not stored")
+    memo_entries: int = Field(
+        0,
+        ge=0,
+        description="requests whose key, and paths whose route, are remembered (0: max_entries, at least 10,000)",
+    )
+
+    @property
+    def memo_size(self) -> int:
+        """How many keys (and route matches) are remembered: as many as the cache holds."""
+        return self.memo_entries or max(self.max_entries, MIN_MEMO)
+
     stale_while_revalidate: float = Field(0.0, ge=0, description="seconds a stale entry may be served while refreshed")
     lock_timeout: float = Field(5.0, gt=0, description="how long concurrent misses wait for the first one")
     fail_open: bool = Field(True, description="backend errors bypass the cache instead of failing the request")
