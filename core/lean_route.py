@@ -28,6 +28,7 @@ from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.routing import APIRoute, serialize_response
+from fastapi.utils import is_body_allowed_for_status_code
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -39,7 +40,6 @@ try:  # what FastAPI's handler reads per request (0.165); without them the lean 
 except ImportError:  # pragma: no cover - another FastAPI
     _extract_endpoint_context = get_telemetry_data = None  # type: ignore[assignment]
 
-_NO_BODY = frozenset({204, 205, 304})
 _PARAM_NAMES = (
     "request_param_name",
     "websocket_param_name",
@@ -68,7 +68,7 @@ def _eligible(route: APIRoute) -> dict[str, str] | None:
         get_telemetry_data is None
         or route.response_field is None
         or not isinstance(route.response_class, DefaultPlaceholder)
-        or route.status_code in _NO_BODY
+        or not is_body_allowed_for_status_code(route.status_code)
         or getattr(route, "max_body_size", None) is not None
         or getattr(route, "stream_item_field", None) is not None
         or dependant.query_params
@@ -93,7 +93,7 @@ def lean_app(route: APIRoute, response_field: Any, full: ASGIApp) -> ASGIApp:
     assert call is not None
     path_fields = dependant.path_params
     provider = route.dependency_overrides_provider
-    status = route.status_code
+    status = {} if route.status_code is None else {"status_code": route.status_code}
     options = {
         "include": route.response_model_include,
         "exclude": route.response_model_exclude,
@@ -145,10 +145,7 @@ def lean_app(route: APIRoute, response_field: Any, full: ASGIApp) -> ASGIApp:
                 dump_json=True,
                 **options,
             )
-            if status is None:
-                response = Response(content=content, media_type="application/json")
-            else:
-                response = Response(content=content, media_type="application/json", status_code=status)
+            response = Response(content=content, media_type="application/json", **status)
         await response(scope, receive, send)
 
     return app

@@ -34,9 +34,14 @@ it (those whose own first segment is that literal, and those whose first segment
 parameter), in declaration order; key ``None`` holds the second kind alone (any other path)."""
 
 
-def _first_segment(path: str) -> str | None:
-    """``"users"`` for ``/users/...``; None when the first segment holds a parameter."""
-    segment = path[1:].split("/", 1)[0]
+def _segment(path: str) -> str:
+    """The first segment of a path: ``"users"`` for ``/users/...``."""
+    return path[1:].split("/", 1)[0]
+
+
+def _first_segment(template: str) -> str | None:
+    """A route template's first segment; None when it holds a parameter."""
+    segment = _segment(template)
     return None if "{" in segment else segment
 
 
@@ -110,7 +115,7 @@ class IndexedRouter(APIRouter):
             else:
                 # the routes with parameters that can match this path, in order: the first full
                 # match is the scan's (anything else, partial matches and 405s, is the scan's)
-                candidates = buckets.get(path[1:].split("/", 1)[0]) or buckets[None]
+                candidates = buckets.get(_segment(path)) or buckets[None]
                 for route in candidates:
                     match, child_scope = route.matches(scope)
                     if match is Match.FULL:

@@ -43,11 +43,6 @@ class CacheSettings(PluginSettings):
         description="requests whose key, and paths whose route, are remembered (0: max_entries, at least 10,000)",
     )
 
-    @property
-    def memo_size(self) -> int:
-        """How many keys (and route matches) are remembered: as many as the cache holds."""
-        return self.memo_entries or max(self.max_entries, MIN_MEMO)
-
     stale_while_revalidate: float = Field(0.0, ge=0, description="seconds a stale entry may be served while refreshed")
     lock_timeout: float = Field(5.0, gt=0, description="how long concurrent misses wait for the first one")
     fail_open: bool = Field(True, description="backend errors bypass the cache instead of failing the request")
@@ -67,6 +62,11 @@ class CacheSettings(PluginSettings):
     client_no_cache_bypasses: bool = Field(False, description="honour a client's Cache-Control: no-cache")
     cache_control: str = Field("public, max-age={ttl}", description="sent on cached responses ({ttl} filled in)")
     routes: dict[str, RoutePolicySettings] = Field(default_factory=dict)
+
+    @property
+    def memo_size(self) -> int:
+        """How many keys (and route matches) are remembered: as many as the cache holds."""
+        return self.memo_entries or max(self.max_entries, MIN_MEMO)
 
     @property
     def retry_interval(self) -> float:

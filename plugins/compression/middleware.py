@@ -8,6 +8,7 @@ compress passes through after that one look, without copies.
 
 from __future__ import annotations
 
+import importlib
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -61,13 +62,18 @@ def encoded_headers(headers: Iterable[Header], coding: str, length: int | None) 
     return out
 
 
-def isal_available() -> bool:
-    """True when ISA-L's deflate (the ``isal`` package) can be imported."""
+def _importable(module: str) -> bool:
+    """True when ``module`` (an optional package) can be imported."""
     try:
-        from isal import isal_zlib  # noqa: F401
+        importlib.import_module(module)
     except ImportError:
         return False
     return True
+
+
+def isal_available() -> bool:
+    """True when ISA-L's deflate (the ``isal`` package) can be imported."""
+    return _importable("isal.isal_zlib")
 
 
 def deflate_module(engine: str) -> Any:
@@ -121,11 +127,7 @@ class Encoder:
 
 def brotli_available() -> bool:
     """True when the ``brotli`` package can be imported."""
-    try:
-        import brotli  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return _importable("brotli")
 
 
 class CompressionMiddleware:
