@@ -79,6 +79,11 @@ class ServerSettings(PluginSettings):
         description="open connections per worker: beyond, idle ones are closed (oldest first), else 503; "
         "lowered to fit the open file limit",
     )
+    protocol_answers: bool = Field(
+        True,
+        description="answer what the edge middleware can answer at once (a fresh memory-cache hit) in the HTTP "
+        "protocol, without an ASGI task: the same bytes, metrics and access log",
+    )
 
 
 class LifespanSettings(PluginSettings):

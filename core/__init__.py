@@ -27,7 +27,7 @@ from fastplug.core.runtime import Runtime
 from fastplug.core.schemas import TOO_LARGE, UNAVAILABLE, ErrorOut, JsonInteger, UtcDatetime
 from fastplug.core.serialize import JsonBytes, JsonSerializer, records, serializer, trusted
 from fastplug.core.services import ServiceMissing, Services, service
-from fastplug.core.specs import CheckError, CheckMessage, CheckWarning, HealthCheck, MiddlewareSpec, PluginInfo
+from fastplug.core.specs import Answer, CheckError, CheckMessage, CheckWarning, HealthCheck, MiddlewareSpec, PluginInfo
 
 # Names whose modules pull in more (the app factory, the CLI, distribution metadata): imported
 # on first use, so that ``import fastplug.core`` stays light for plugins.
@@ -51,6 +51,7 @@ __all__ = [
     "TOO_LARGE",
     "UNAVAILABLE",
     "AccessRule",
+    "Answer",
     "CheckError",
     "CheckMessage",
     "CheckWarning",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -27,7 +27,7 @@ from fastplug.core.route_index import index_routes
 from fastplug.core.routes import add_router
 from fastplug.core.runtime import Runtime
 from fastplug.core.services import ServiceMissing
-from fastplug.core.specs import MiddlewareSpec
+from fastplug.core.specs import Answer, MiddlewareSpec
 from fastplug.core.validation import invalid_request
 
 log = logging.getLogger("fastplug")
@@ -101,9 +101,14 @@ def _collect(runtime: Runtime) -> tuple[list[Middleware], dict[Any, Any]]:
 
 
 class FastplugApp(FastAPI):
-    """A FastAPI app that may run edge middleware in front of FastAPI's own entry."""
+    """A FastAPI app that may run edge middleware in front of FastAPI's own entry.
+
+    ``answer_now`` is the outermost edge middleware's (see :class:`MiddlewareSpec`), for
+    fastplug's HTTP protocol: None when there is none.
+    """
 
     edge_stack: ASGIApp | None = None
+    answer_now: Callable[[Scope], Answer | None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self.edge_stack
@@ -160,6 +165,7 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     )
     app.state.fastplug = runtime
     app.edge_stack = _edge_stack(app, runtime.middleware[:edge_count])
+    app.answer_now = getattr(app.edge_stack, "answer_now", None)
     problems: list[Problem] = []
     for plugin, routers in plugins.call_each("register_routers", problems, settings=settings):
         for router in routers:

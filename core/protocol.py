@@ -10,22 +10,42 @@ complete ``header_timeout`` seconds after its first byte (or after the connectio
 408 and closed. Beyond ``max_connections`` connections, idle ones (between requests or still
 sending their head) are closed, oldest first, and a new connection that finds none is 503 +
 ``Retry-After``. The hot path gains two integer additions per read and one per header.
+
+With ``answers`` on, a plain GET or HEAD (HTTP/1.1 keep-alive, no body, nothing pipelined
+before it) is first offered to the app's ``answer_now`` (see
+:class:`fastplug.core.MiddlewareSpec`): an answer it gives at once (a fresh memory-cache
+hit, with its metrics recorded) is written here, with the server's default headers and
+access log line, and the request never gets a task, an ASGI cycle or a scope of messages.
+Anything else goes through the app as uvicorn runs it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
+import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from fastplug.config.models import ServerSettings
+from fastplug.core.specs import Answer
 
 try:
     import httptools
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+    from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools on CPython
     httptools = None
+
+log = logging.getLogger("fastplug.protocol")
+NOT_NOW = frozenset({b"content-length", b"transfer-encoding", b"expect", b"upgrade"})
+"""Request headers that send a GET/HEAD through the app: a body, or more than one exchange."""
+FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})
+"""Headers uvicorn's proxy middleware (outside the app) reads: with it on, such requests go the usual way."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,7 @@ if httptools is not None:
         """
 
         limits: ClassVar[HeadLimits]
+        answers: ClassVar[bool] = False
         _REFUSALS: ClassVar[dict[str, bytes]] = {}
         _sweeping: ClassVar[bool] = False
 
@@ -92,6 +113,8 @@ if httptools is not None:
             self._refusal: bytes | None = None
             self._head_began: float | None = None  # when the head being read began
             self._since = 0.0  # when this connection last became idle
+            self._answer_now, self._not_now = _answerer(self.app) if self.answers else (None, NOT_NOW)
+            self._answered = False  # the request being parsed was answered in the protocol
 
         # connections
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -205,17 +228,92 @@ if httptools is not None:
         def on_headers_complete(self) -> None:
             self._in_head = False
             self._head_began = None
+            if self._answer_now is not None and self._answered_now(self._answer_now):
+                return
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
-            super().on_message_complete()
+            if self._answered:
+                self._answered = False
+            else:
+                super().on_message_complete()
             self._in_head, self._head_bytes = True, 0
             self._since = self.loop.time()
 
+        # answers given in the protocol
+        def _answered_now(self, answer_now: Callable[[dict[str, Any]], Answer | None]) -> bool:
+            """Offer this request to ``answer_now``; write its answer and return True, or
+            return False (nothing written) for the usual path."""
+            parser = self.parser
+            method = parser.get_method()
+            if method != b"GET" and method != b"HEAD":
+                return False
+            cycle = self.cycle
+            if (cycle is not None and not cycle.response_complete) or self.pipeline or self.flow.write_paused:
+                return False
+            if parser.get_http_version() != "1.1" or not parser.should_keep_alive():
+                return False
+            not_now = self._not_now
+            for name, _ in self.headers:
+                if name in not_now:
+                    return False
+            limit = self.limit_concurrency
+            if limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit):
+                return False
+            scope = self.scope
+            try:
+                scope["method"] = method.decode("ascii")
+                parsed = httptools.parse_url(self.url)
+                raw_path = parsed.path
+                path = raw_path.decode("ascii")
+                if "%" in path:
+                    path = urllib.parse.unquote(path)
+                scope["path"] = self.root_path + path
+                scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+                scope["query_string"] = parsed.query or b""
+                # its own context, as the task it replaces would have (plugins' request hooks set context vars)
+                answer = contextvars.copy_context().run(answer_now, scope)
+            except Exception:  # the usual path meets the same request and answers it properly
+                log.exception("answering %s in the protocol failed; the app answers it", scope.get("path"))
+                return False
+            if answer is None:
+                return False
+            status, headers, body = answer
+            content = [STATUS_LINE[status]]
+            for name, value in self.server_state.default_headers:
+                content.extend((name.lower(), b": ", value, b"\r\n"))
+            for name, value in headers:
+                content.extend((name.lower(), b": ", value, b"\r\n"))
+            content.append(b"\r\n")
+            if method != b"HEAD" and status != 304 and status != 204:
+                content.append(body)
+            if self.access_log:
+                self.access_logger.info(
+                    '%s - "%s %s HTTP/%s" %d',
+                    get_client_addr(scope),
+                    scope["method"],
+                    get_path_with_query_string(scope),
+                    scope["http_version"],
+                    status,
+                )
+            self.transport.write(b"".join(content))
+            self._answered = True
+            self.on_response_complete()
+            return True
 
-def protocol_class(limits: HeadLimits) -> type[asyncio.Protocol] | str:
+
+def _answerer(app: Any) -> tuple[Callable[[dict[str, Any]], Answer | None] | None, frozenset[bytes]]:
+    """The app's ``answer_now`` through uvicorn's wrapper, and the request headers that rule it out."""
+    not_now = NOT_NOW
+    if httptools is not None and isinstance(app, ProxyHeadersMiddleware):
+        app, not_now = app.app, NOT_NOW | FORWARDED
+    return getattr(app, "answer_now", None), not_now
+
+
+def protocol_class(limits: HeadLimits, answers: bool = True) -> type[asyncio.Protocol] | str:
     """The HTTP protocol for uvicorn's ``http=``: the guarded httptools one with ``limits``
-    (``"h11"``, which bounds the head itself, where httptools is missing)."""
+    (``"h11"``, which bounds the head itself, where httptools is missing); ``answers``: offer
+    plain GETs to the app's ``answer_now`` first."""
     if httptools is None:  # pragma: no cover
         return "h11"
     retry = f"retry-after: {limits.retry_after}\r\n".encode()
@@ -227,5 +325,5 @@ def protocol_class(limits: HeadLimits) -> type[asyncio.Protocol] | str:
         "slow": answer(408, "Request Timeout", f"the request head took over {limits.header_timeout:g}s"),
         "busy": answer(503, "Service Unavailable", "too many connections", retry),
     }
-    attributes = {"limits": limits, "_REFUSALS": refusals}
+    attributes = {"limits": limits, "answers": answers, "_REFUSALS": refusals}
     return type("GuardedHttpToolsProtocol", (GuardedHttpToolsProtocol,), attributes)

@@ -44,7 +44,7 @@ def fit_connections(wanted: int) -> int:
 
 def http_protocol(server: ServerSettings) -> type[Any] | str:
     """The HTTP protocol class with ``[server]``'s head limits and connection cap."""
-    return protocol_class(HeadLimits.of(server, fit_connections(server.max_connections)))
+    return protocol_class(HeadLimits.of(server, fit_connections(server.max_connections)), server.protocol_answers)
 
 
 class HideStartupTraceback(logging.Filter):

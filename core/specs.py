@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fastplug.config.models import EmptySettings, PluginSettings
 from fastplug.core.services import Services
+
+Header = tuple[bytes, bytes]
+Answer = tuple[int, Sequence[Header], bytes]
+"""A complete response given without awaiting: status, headers, body (see ``answer_now``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,14 @@ class MiddlewareSpec:
     entry work (about 6.5 us here) and its error handling: for middleware that answers
     many requests on its own (a cache hit). Only a leading run of edge middleware in the
     final order is placed there; an edge middleware must not let its own errors escape.
+
+    An edge middleware may also define ``answer_now(scope) -> Answer | None``: the whole
+    answer to a request it can finish without awaiting anything (a fresh memory-cache hit),
+    else None, having changed nothing the request's normal run would see. One that only wraps
+    (metrics) asks the one inside and adds what it adds. When every edge middleware defines
+    it, fastplug's HTTP protocol asks the outermost for each plain GET or HEAD before it makes
+    the request's task and ASGI cycle, and writes the answer itself (``[server]
+    protocol_answers``); any None goes through the app as usual.
     """
 
     name: str

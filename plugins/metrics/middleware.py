@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fastplug.core import Answer
 from fastplug.plugins.metrics.instruments import METHODS, OTHER_METHOD, Instruments
 
 Header = tuple[bytes, bytes]
@@ -47,6 +48,25 @@ class MetricsMiddleware:
         self.instruments = instruments
         self.exclude_path = exclude_path
         self.headers = timing_headers(timing_header, process_time_header)
+        self._inner_now: Callable[[Scope], Answer | None] | None = getattr(app, "answer_now", None)
+
+    def answer_now(self, scope: Scope) -> Answer | None:
+        """The inner edge middleware's immediate answer (a cache hit), timed and recorded as
+        :meth:`__call__` records it (see :class:`fastplug.core.MiddlewareSpec`)."""
+        inner = self._inner_now
+        if inner is None or scope["type"] != "http" or scope["path"] == self.exclude_path:
+            return None
+        began = perf_counter()
+        answer = inner(scope)
+        if answer is None:
+            return None
+        status, headers, body = answer
+        if self.headers is not None:
+            headers = [*headers, *self.headers(perf_counter() - began)]
+        hooks = self.instruments.request_hooks
+        ends = [end for begin in hooks if (end := begin()) is not None] if hooks else None
+        self.instruments.record(scope, scope.get("root_path", ""), status, len(body), perf_counter() - began, ends)
+        return status, headers, body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == self.exclude_path:
