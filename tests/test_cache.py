@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from fastplug.core.testing import LiveServer, require_service
+from fastplug.plugins.cache.entry import Entry, build_entry
 
 Make = Callable[..., FastAPI]
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -633,3 +634,26 @@ def test_the_key_and_route_memos_hold_as_many_requests_as_the_cache(fastplug_app
         assert client.get("/items/" + "9" * 300).status_code == 200  # a long path: matched, not remembered
         assert len(cache_of(app)._matches) <= 3
         assert max(len(path) for path in cache_of(app)._matches) < 300
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-type", b"application/json")],
+        [],
+        [(b"x-odd", b"a\x00b")],  # no server sends these: such an entry is stored as JSON
+        [(b"x-odd", b"a\nb")],
+    ],
+    ids=["usual", "none", "nul", "newline"],
+)
+def test_an_entry_reads_back_from_its_remote_bytes_exactly(headers: list[tuple[bytes, bytes]]) -> None:
+    body = b'{"line":"one\ntwo","nul":"\x00"}'  # the body is never split
+    entry = build_entry(200, headers, body, 60, 5, b"public, max-age=60", b"Accept-Encoding")
+    raw = entry.encode()
+    assert raw.startswith(b"{" if any(b"\x00" in v or b"\n" in v for _, v in headers) else b"fp2 ")
+    assert Entry.decode(raw) == entry and type(Entry.decode(raw)) is Entry
+
+
+def test_an_entry_stored_as_json_by_an_earlier_version_still_reads() -> None:
+    entry = build_entry(203, [(b"content-type", b"text/plain")], b"x", 60, 0, b"public", b"")
+    assert Entry.decode(entry._json()) == entry

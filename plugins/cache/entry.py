@@ -61,11 +61,32 @@ class Entry(NamedTuple):
         return now - self.stored_at < self.ttl + self.stale
 
     def encode(self) -> bytes:
-        """Bytes for a remote backend: a JSON head line, then the body."""
+        """Bytes for a remote backend: one line of numbers, one of the ETag, one of each
+        header list (names and values separated by NUL, which no header holds), then the body.
+        Decoding is a few C-level splits (a JSON head took 8 us a hit). An entry whose
+        headers hold a NUL or a line break (which no server would send) is encoded as JSON."""
+        fields = (*_flat(self.headers), *_flat(self.head), self.etag)
+        if any(b"\0" in f or b"\n" in f for f in fields):
+            return self._json()
+        numbers = b"%s %d %r %r %r\n" % (FORMAT, self.status, self.stored_at, self.ttl, self.stale)
+        return b"".join(
+            (
+                numbers,
+                self.etag,
+                b"\n",
+                b"\0".join(_flat(self.headers)),
+                b"\n",
+                b"\0".join(_flat(self.head)),
+                b"\n",
+                self.body,
+            )
+        )
+
+    def _json(self) -> bytes:
         meta = {
             "s": self.status,
             "h": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in self.headers],
-            "e": self.etag.decode(),
+            "e": self.etag.decode("latin-1"),
             "t": self.stored_at,
             "l": self.ttl,
             "w": self.stale,
@@ -75,13 +96,44 @@ class Entry(NamedTuple):
 
     @classmethod
     def decode(cls, raw: bytes) -> Entry:
-        """The inverse of :meth:`encode`."""
+        """The inverse of :meth:`encode` (either form)."""
+        if not raw.startswith(FORMAT):
+            return cls._from_json(raw)
+        numbers, etag, headers, head, body = raw.split(b"\n", 4)
+        _, status, stored_at, ttl, stale = numbers.split(b" ")
+        fields = (int(status), _pairs(headers), body, etag, float(stored_at), float(ttl), float(stale), _pairs(head))
+        return tuple.__new__(cls, fields)
+
+    @classmethod
+    def _from_json(cls, raw: bytes) -> Entry:
         line, _, body = raw.partition(b"\n")
         meta = json.loads(line)
         pairs = lambda items: tuple((k.encode("latin-1"), v.encode("latin-1")) for k, v in items)  # noqa: E731
         return cls(
-            meta["s"], pairs(meta["h"]), body, meta["e"].encode(), meta["t"], meta["l"], meta["w"], pairs(meta["c"])
+            meta["s"],
+            pairs(meta["h"]),
+            body,
+            meta["e"].encode("latin-1"),
+            meta["t"],
+            meta["l"],
+            meta["w"],
+            pairs(meta["c"]),
         )
+
+
+FORMAT = b"fp2"
+"""First bytes of an entry in the split format (a JSON one starts with ``{``)."""
+
+
+def _flat(headers: Headers) -> list[bytes]:
+    return [part for pair in headers for part in pair]
+
+
+def _pairs(joined: bytes) -> Headers:
+    if not joined:
+        return ()
+    parts = iter(joined.split(b"\0"))
+    return tuple(zip(parts, parts))  # noqa: B905 - pairs of one iterator: even by construction
 
 
 def strong_etag(body: bytes) -> bytes:
