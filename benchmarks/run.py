@@ -281,6 +281,7 @@ class Scenario:
     count_queries: bool = False  # count the database round trips per request first
     id_range: tuple[int, int] | None = None  # random ids from this range, not the domain database's
     warm: bool = False  # request every id of ``id_range`` once before measuring (cache hits)
+    unique: bool = False  # wrk adds ``?miss=N``, N never the same twice: every request a cache miss
 
     def serves(self, target: str) -> bool:
         """True when ``target`` serves this scenario."""
@@ -655,9 +656,21 @@ for _scenario in (
         id_range=(1, HOT.USERS),
         warm=True,
     ),
+    Scenario(
+        "miss",
+        "GET /cached/users/{id}?miss=N: every request a cache miss (a query never sent before), 10,000 random ids",
+        "/cached/users/%d",
+        (),
+        None,
+        ("hfull", "hfullr"),
+        "hfull",
+        random_ids=True,
+        id_range=HOT_USERS,
+        unique=True,
+    ),
 ):
     SCENARIOS[_scenario.name] = _scenario
-HOT_DB_SCENARIOS = {"onerow", "hit10k", "hit100k"}
+HOT_DB_SCENARIOS = {"onerow", "hit10k", "hit100k", "miss"}
 
 # (scenario, target, against, goal): the issue's targets, reported as ratios of req/s
 COMPARISONS = (
@@ -693,6 +706,8 @@ COMPARISONS = (
     ("hit10k", "hfullr", "hello:hbare", 1.6),
     ("hit100k", "hfull", "hello:hbare", 2.5),
     ("hit100k", "hfullr", "hello:hbare", 1.6),
+    ("miss", "hfull", "onerow:hfull", 0.95),
+    ("miss", "hfullr", "onerow:hfull", 0.95),
 )
 
 
@@ -901,12 +916,19 @@ def wrk_script(scenario: Scenario, ids: tuple[int, int], workdir: Path) -> Path:
     the same fixed seed for every target, so every target gets the same sequence."""
     ids = scenario.id_range or ids
     script = workdir / f"{scenario.name}.lua"
+    if scenario.unique:  # a query no request had before: the run's start (us) plus a counter
+        fmt, unique = scenario.path + "?miss=%.0f", ", os.time() * 1000000 + counter"
+        count = "  counter = counter + 1\n"
+    else:
+        fmt, unique, count = scenario.path, "", ""
     script.write_text(
         f"local low, high = {ids[0]}, {ids[1]}\n"
-        f'local fmt = "{scenario.path}"\n'
+        f'local fmt = "{fmt}"\n'
+        "local counter = 0\n"
         "math.randomseed(7)\n"
         "request = function()\n"
-        '  return wrk.format("GET", string.format(fmt, math.random(low, high)))\n'
+        f"{count}"
+        f'  return wrk.format("GET", string.format(fmt, math.random(low, high){unique}))\n'
         "end\n"
     )
     return script

@@ -23,9 +23,13 @@ _LENGTHS: dict[int, Any] = {}
 
 
 def sorted_query(query_string: bytes) -> bytes:
-    """The query with its parameters in a canonical order (``?b=2&a=1`` == ``?a=1&b=2``)."""
-    if not query_string:
-        return b""
+    """The query with its parameters in a canonical order (``?b=2&a=1`` == ``?a=1&b=2``).
+
+    A query of one parameter is kept as sent: its escapes are not normalised, so ``?a=%41``
+    and ``?a=A`` are two entries of the same answer (never one entry for two answers: a
+    normalised query parses back to the same parameters)."""
+    if b"&" not in query_string:  # one parameter (or none): already in order, kept as sent
+        return query_string
     # percent-escapes decode byte for byte (latin-1: any byte sequence, no UnicodeError), and
     # the pairs are re-quoted, so an escaped "&" or "=" inside a value stays part of it
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
