@@ -617,7 +617,22 @@ def test_memory_entries_add_nothing_to_the_garbage_collectors_work(
         stored = [*backend._entries.values(), *getattr(backend, "_guards", {}).values()]
         assert len(stored) == (100 if shared_generations else 50)
         assert not [value for value in stored if gc.is_tracked(value)]
+        # nor do the memos of the requests' routes and keys
+        matched = [found for found in cache_of(app)._matches.values() if found is not None]
+        keys = _cache_middleware(app)._keys
+        assert len(matched) == 50 and len(keys) >= 50
+        assert not [found for found in matched if gc.is_tracked(found)]
+        assert not [ident for ident in keys if gc.is_tracked(ident)]
         assert client.get("/items/7").headers["x-cache"] == "HIT"  # still served after the collection
+
+
+def _cache_middleware(app: FastAPI) -> Any:
+    from fastplug.plugins.cache.middleware import CacheMiddleware
+
+    layer = app.edge_stack  # type: ignore[attr-defined]
+    while not isinstance(layer, CacheMiddleware):
+        layer = layer.app
+    return layer
 
 
 def test_the_key_and_route_memos_hold_as_many_requests_as_the_cache(fastplug_app_factory: Make, prefix: str) -> None:

@@ -17,7 +17,7 @@ from fastplug.plugins.cache.backends import BackendUnavailable, Snapshot
 from fastplug.plugins.cache.entry import Entry, build_entry
 from fastplug.plugins.cache.keys import request_key, sorted_query
 from fastplug.plugins.cache.rules import MAX_VARY, storable
-from fastplug.plugins.cache.service import Cache, RoutePolicy
+from fastplug.plugins.cache.service import Cache, Params, RoutePolicy
 from fastplug.plugins.cache.settings import CacheSettings
 
 log = logging.getLogger("fastplug.cache")
@@ -74,7 +74,7 @@ class _Request:
     scope: Scope
     headers: dict[bytes, bytes]
     policy: RoutePolicy
-    params: dict[str, str]
+    params: Params
     key: str
 
 
@@ -201,7 +201,7 @@ class CacheMiddleware:
             return
         await self._miss(cache, _Request(scope, headers, policy, params, key), receive, send)
 
-    def _key_of(self, scope: Scope, headers: dict[bytes, bytes], policy: RoutePolicy, params: dict[str, str]) -> str:
+    def _key_of(self, scope: Scope, headers: dict[bytes, bytes], policy: RoutePolicy, params: Params) -> str:
         """The key of this request's variant: the key of an exact (path, query, scheme, host,
         values of the headers the route is keyed by) is computed once (memo bounded)."""
         names = self._names.get(policy.template, self.configured)
@@ -225,7 +225,7 @@ class CacheMiddleware:
             scope["scheme"],
             values[0],
             policy.template,
-            sorted(params.items()),
+            params,
             sorted_query(scope["query_string"]),
             vary,
         )

@@ -17,6 +17,8 @@ from fastplug.plugins.cache.backends import Backend, BackendUnavailable, MemoryB
 from fastplug.plugins.cache.settings import CacheSettings
 
 log = logging.getLogger("fastplug.cache")
+Params = tuple[tuple[str, str], ...]
+"""A route's path parameters, sorted by name."""
 
 
 MATCH_MEMO_PATH = 256
@@ -109,34 +111,34 @@ class Cache:
             before = [(c, route_paths[i]) for i, c in enumerate(candidates[:index]) if c.get]
             static = frozenset(path for c, path in before if path is not None)
             self._earlier.append((static, [c.regex for c, path in before if path is None]))
-        self.policies = [c.policy for _, c in self._cached if c.policy is not None]
-        self._matches: dict[str, tuple[RoutePolicy, dict[str, str]] | None] = {}
+        self.policies: list[RoutePolicy] = [c.policy for _, c in self._cached if c.policy is not None]
+        # path -> (index in policies, path parameters as sorted pairs): tuples of numbers and
+        # strings only, which the garbage collector stops tracking (a policy object or a dict
+        # in each of 100,000 memo entries made every full collection walk them all)
+        self._matches: dict[str, tuple[int, Params] | None] = {}
         self.get_now = backend.get_now if isinstance(backend, MemoryBackend) else None
 
-    def match(self, path: str) -> tuple[RoutePolicy, dict[str, str]] | None:
-        """The cacheable route that will serve GET ``path`` (respecting route order), if any;
-        remembered per path (bounded)."""
+    def match(self, path: str) -> tuple[RoutePolicy, Params] | None:
+        """The cacheable route that will serve GET ``path`` (respecting route order), if any,
+        and its path parameters (sorted by name); remembered per path (bounded)."""
         try:
-            return self._matches[path]
+            found = self._matches[path]
         except KeyError:
-            pass
-        found = self._match(path)
-        if len(path) > MATCH_MEMO_PATH:  # bounded whatever clients send: matched each time
-            return found
-        if len(self._matches) >= self._memo_size:
-            self._matches.clear()
-        self._matches[path] = found
-        return found
+            found = self._match(path)
+            if len(path) <= MATCH_MEMO_PATH:  # bounded whatever clients send: longer ones matched each time
+                if len(self._matches) >= self._memo_size:
+                    self._matches.clear()
+                self._matches[path] = found
+        return None if found is None else (self.policies[found[0]], found[1])
 
-    def _match(self, path: str) -> tuple[RoutePolicy, dict[str, str]] | None:
-        for (_, candidate), (static, patterns) in zip(self._cached, self._earlier, strict=True):
+    def _match(self, path: str) -> tuple[int, Params] | None:
+        for index, ((_, candidate), (static, patterns)) in enumerate(zip(self._cached, self._earlier, strict=True)):
             found = candidate.regex.match(path)
             if found is None:
                 continue
             if path in static or any(regex.match(path) for regex in patterns):  # an earlier GET route wins
                 return None
-            assert candidate.policy is not None
-            return candidate.policy, found.groupdict()
+            return index, tuple(sorted(found.groupdict().items()))
         return None
 
     async def invalidate(
