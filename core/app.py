@@ -165,7 +165,6 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     )
     app.state.fastplug = runtime
     app.edge_stack = _edge_stack(app, runtime.middleware[:edge_count])
-    app.answer_now = getattr(app.edge_stack, "answer_now", None)
     problems: list[Problem] = []
     for plugin, routers in plugins.call_each("register_routers", problems, settings=settings):
         for router in routers:
@@ -173,6 +172,7 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
     if problems:
         raise FastplugError(problems)
     plugins.call_each("app_created", app=app, settings=settings)
+    app.answer_now = getattr(app.edge_stack, "answer_now", None)  # after app_created, which may rewrap it
     index_routes(app)
     if 405 not in app.exception_handlers:  # a plugin's own 405 handler wins
         app.exception_handlers[405] = method_not_allowed(allow_table(app.router.routes))

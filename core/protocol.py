@@ -221,6 +221,7 @@ if httptools is not None:
                 self._refusal = self._REFUSALS["field"]
                 raise _HeadLimitError
             name = name.lower()
+            value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace, which RFC 9110 5.5 excludes
             if name == b"expect" and value.lower() == b"100-continue":
                 self.expect_100_continue = True
             self.headers.append((name, value))
@@ -228,6 +229,9 @@ if httptools is not None:
         def on_headers_complete(self) -> None:
             self._in_head = False
             self._head_began = None
+            # an answer given here arms the keep-alive timer while the parser goes on with the
+            # rest of the buffer: a request pipelined behind it must not run under that timer
+            self._unset_keepalive_if_required()
             if self._answer_now is not None and self._answered_now(self._answer_now):
                 return
             super().on_headers_complete()
@@ -272,7 +276,8 @@ if httptools is not None:
                 scope["raw_path"] = self.root_path.encode("ascii") + raw_path
                 scope["query_string"] = parsed.query or b""
                 # its own context, as the task it replaces would have (plugins' request hooks set context vars)
-                answer = contextvars.copy_context().run(answer_now, scope)
+                context = contextvars.Context() if self.config.reset_contextvars else contextvars.copy_context()
+                answer = context.run(answer_now, scope)
             except Exception:  # the usual path meets the same request and answers it properly
                 log.exception("answering %s in the protocol failed; the app answers it", scope.get("path"))
                 return False
@@ -282,8 +287,13 @@ if httptools is not None:
             content = [STATUS_LINE[status]]
             for name, value in self.server_state.default_headers:
                 content.extend((name.lower(), b": ", value, b"\r\n"))
+            framed = False
             for name, value in headers:
-                content.extend((name.lower(), b": ", value, b"\r\n"))
+                name = name.lower()
+                framed = framed or name == b"content-length"
+                content.extend((name, b": ", value, b"\r\n"))
+            if not framed and status != 304 and status != 204:  # keep-alive needs the body's length
+                content.append(b"content-length: %d\r\n" % len(body))
             content.append(b"\r\n")
             if method != b"HEAD" and status != 304 and status != 204:
                 content.append(body)

@@ -46,7 +46,8 @@ class MiddlewareSpec:
     An edge middleware may also define ``answer_now(scope) -> Answer | None``: the whole
     answer to a request it can finish without awaiting anything (a fresh memory-cache hit),
     else None, having changed nothing the request's normal run would see. One that only wraps
-    (metrics) asks the one inside and adds what it adds. When every edge middleware defines
+    (metrics) asks the one inside and adds what it adds. The protocol writes the headers as
+    they are (valid names and values only: the cache stores no others). When every edge middleware defines
     it, fastplug's HTTP protocol asks the outermost for each plain GET or HEAD before it makes
     the request's task and ASGI cycle, and writes the answer itself (``[server]
     protocol_answers``); any None goes through the app as usual.

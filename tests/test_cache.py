@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -672,3 +673,29 @@ def test_an_entry_reads_back_from_its_remote_bytes_exactly(headers: list[tuple[b
 def test_an_entry_stored_as_json_by_an_earlier_version_still_reads() -> None:
     entry = build_entry(203, [(b"content-type", b"text/plain")], b"x", 60, 0, b"public", b"")
     assert Entry.decode(entry._json()) == entry
+
+
+def test_an_unreadable_redis_entry_is_a_miss_not_a_500(
+    fastplug_app_factory: Make, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry another version wrote (or a corrupted one) is refilled, with a warning."""
+    require_service("Redis", "127.0.0.1", 6379)
+    app = fastplug_app_factory(extra_plugins={"shop": cache_shop}, **settings_for("redis", prefix, op_timeout=2.0))
+    client = redis_sync.Redis.from_url(REDIS_URL)
+    with TestClient(app) as http:
+        assert http.get("/items/1").headers["x-cache"] == "MISS"
+        (key,) = [k for k in client.scan_iter(f"{prefix}:*") if len(k.split(b":")[-1]) == 64]
+        client.set(key, b"fp2 not-a-status\ngarbage")
+        with caplog.at_level(logging.WARNING, logger="fastplug.cache"):
+            again = http.get("/items/1")
+        assert again.status_code == 200 and again.headers["x-cache"] == "MISS"
+        assert "unreadable entry" in caplog.text
+        assert http.get("/items/1").headers["x-cache"] == "HIT"  # refilled
+
+
+def test_a_header_the_server_would_refuse_is_never_stored() -> None:
+    from fastplug.plugins.cache.rules import storable
+
+    assert storable([(b"content-type", b"text/plain")], 60) is not None
+    assert storable([(b"content-disposition", b"attachment; filename=a\r\nset-cookie: x=1")], 60) is None
+    assert storable([(b"bad name", b"x")], 60) is None

@@ -224,6 +224,17 @@ async def test_a_pipelined_hit_waits_for_the_request_before_it(app: FastAPI, sta
     assert b'"id":11' in second and b"x-cache: HIT" in second
 
 
+async def test_a_request_pipelined_behind_an_answer_runs_without_its_keep_alive_timer(
+    app: FastAPI, started: dict[str, Any]
+) -> None:
+    """The answer arms the idle timer (0.1 s here) while the parser reads on: the slow request
+    behind it (0.3 s) must still be answered, not cut off as idle."""
+    fast = Connection(protocol(app, started, timeout_keep_alive=0.1))
+    await fast.ask(get("/items/16"))
+    both = await fast.ask(get("/items/16") + get("/slow/a"), answers=2)
+    assert b"x-cache: HIT" in both and b'{"calls":1}' in both and not fast.wire.closed
+
+
 async def test_forwarded_headers_go_through_uvicorns_proxy_handling(app: FastAPI, started: dict[str, Any]) -> None:
     fast = Connection(protocol(app, started, proxy_headers=True, forwarded_allow_ips="127.0.0.1"))
     await fast.ask(get("/items/13"))

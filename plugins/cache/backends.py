@@ -370,7 +370,11 @@ class RedisBackend:
         raw = await future
         if raw is None:
             return None
-        entry = Entry.decode(raw)
+        try:
+            entry = Entry.decode(raw)
+        except (ValueError, TypeError, KeyError, IndexError):  # not an entry this version reads: a miss refills it
+            log.warning("cache: unreadable entry %s in Redis; treated as a miss", key)
+            return None
         return entry if entry.is_usable(time.time()) else None
 
     def _flush(self) -> None:

@@ -8,6 +8,7 @@ freshness; the request headers named in ``Vary`` become part of the key.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -68,12 +69,19 @@ def vary_names(value: bytes) -> tuple[bytes, ...]:
     return tuple(name for token in value.split(b",") if (name := token.strip().lower()))
 
 
+_UNSENDABLE_NAME = re.compile(b'[\x00-\x1f\x7f()<>@,;:\\[\\]={} \t\\\\"]')
+_UNSENDABLE_VALUE = re.compile(b"[\x00-\x08\x0a-\x1f\x7f]")
+"""A header name or value uvicorn refuses to send (line breaks, control bytes, separators)."""
+
+
 def storable(headers: list[tuple[bytes, bytes]], default_ttl: float) -> Storable | None:
     """How to store a 2xx response with ``headers``, or None when a shared cache must not."""
     control: bytes | None = None
     expires: bytes | None = None
     vary: list[bytes] = []
     for name, value in headers:
+        if _UNSENDABLE_NAME.search(name) or _UNSENDABLE_VALUE.search(value):
+            return None  # the server refuses to send it: never stored, so never replayed
         name = name.lower()
         if name == b"set-cookie":
             return None

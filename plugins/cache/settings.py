@@ -30,7 +30,9 @@ class CacheSettings(PluginSettings):
     backend: Literal["memory", "redis"] = "memory"
     default_ttl: float = Field(60.0, gt=0, description="seconds an entry is fresh")
     key_prefix: str = Field("fastplug:cache", min_length=1)
-    key_version: str = Field("1", description="change it to drop every entry at once")
+    key_version: str = Field(
+        "2", description="change it to drop every entry at once (2: entries stored in the split-line format)"
+    )
     max_entries: int = Field(10_000, ge=1, description="memory backend")
     max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="memory backend: bodies, headers and tag indexes")
     max_keys_per_route: int = Field(
