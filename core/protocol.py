@@ -292,7 +292,7 @@ if httptools is not None:
                 name = name.lower()
                 framed = framed or name == b"content-length"
                 content.extend((name, b": ", value, b"\r\n"))
-            if not framed and status != 304 and status != 204:  # keep-alive needs the body's length
+            if not framed and method != b"HEAD" and status != 304 and status != 204:  # keep-alive needs it
                 content.append(b"content-length: %d\r\n" % len(body))
             content.append(b"\r\n")
             if method != b"HEAD" and status != 304 and status != 204:

@@ -313,3 +313,20 @@ def test_serve_answers_hits_in_the_protocol_with_metrics_and_access_log(tmp_path
     assert [(k, v) for k, v in hits[True].headers.items() if k not in drop] == [
         (k, v) for k, v in hits[False].headers.items() if k not in drop
     ]
+
+
+class Unframed:
+    """An app whose ``answer_now`` leaves out Content-Length."""
+
+    def answer_now(self, scope: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        return 200, [(b"content-type", b"text/plain")], b"hello"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        raise AssertionError("answered in the protocol")
+
+
+async def test_an_answer_without_a_length_is_framed_for_keep_alive() -> None:
+    fast = Connection(protocol(Unframed(), {}))  # type: ignore[arg-type]
+    assert fast.send(get("/x")).endswith(b"content-type: text/plain\r\ncontent-length: 5\r\n\r\nhello")
+    head = fast.send(get("/x", method="HEAD"))
+    assert head.endswith(b"content-type: text/plain\r\n\r\n")  # HEAD: no length invented
