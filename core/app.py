@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastplug.config.errors import FastplugError, Problem
+from fastplug.config.models import ServerSettings
 from fastplug.config.settings import Settings
 from fastplug.core.allow import allow_table, method_not_allowed
 from fastplug.core.bodylimit import BodyLimit
@@ -128,6 +129,19 @@ def _edge_stack(app: FastplugApp, edge: list[tuple[str, MiddlewareSpec]]) -> ASG
     return inner
 
 
+def _forwarded(app: FastplugApp, server: ServerSettings) -> None:
+    """``[server] proxy_headers``: trusted proxies' ``X-Forwarded-*`` applied in front of
+    everything, edge middleware included (:mod:`fastplug.core.forwarded`)."""
+    if not server.proxy_headers:
+        return
+    from fastplug.core.forwarded import ForwardedMiddleware
+
+    inner = app.edge_stack if app.edge_stack is not None else partial(FastAPI.__call__, app)
+    forwarded = ForwardedMiddleware(inner, server.forwarded_allow_ips)
+    app.edge_stack = forwarded
+    app.answer_now = forwarded.answer_now if app.answer_now is not None else None
+
+
 def build_app(settings: Settings, plugins: Plugins) -> FastAPI:
     """Build the app once: middleware, handlers, lifespan, routers, then ``app_created``.
 
@@ -173,6 +187,7 @@ def _build(settings: Settings, plugins: Plugins) -> FastAPI:
         raise FastplugError(problems)
     plugins.call_each("app_created", app=app, settings=settings)
     app.answer_now = getattr(app.edge_stack, "answer_now", None)  # after app_created, which may rewrap it
+    _forwarded(app, settings.core.server)
     index_routes(app)
     if 405 not in app.exception_handlers:  # a plugin's own 405 handler wins
         app.exception_handlers[405] = method_not_allowed(allow_table(app.router.routes))

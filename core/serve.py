@@ -92,8 +92,9 @@ def run_uvicorn(settings: Settings, plugins: Plugins, server: ServerSettings, re
         backlog=server.backlog,
         access_log=server.access_log,
         log_level=server.log_level,
-        proxy_headers=server.proxy_headers,
-        forwarded_allow_ips=server.forwarded_allow_ips,
+        # the app applies trusted proxies' headers itself (fastplug.core.forwarded), Host included
+        proxy_headers=False,
+        server_header=False,  # no "server: uvicorn"; the security plugin sets one if configured
     )
     if reload:
         os.environ["FASTPLUG_SETTINGS"] = str(settings.path)
@@ -134,7 +135,12 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
     from fastplug.core.worker import FastplugWorker
 
     configure_logging(server.log_level, traceback)
-    FastplugWorker.CONFIG_KWARGS = {**FastplugWorker.CONFIG_KWARGS, "http": http_protocol(server)}
+    FastplugWorker.CONFIG_KWARGS = {
+        **FastplugWorker.CONFIG_KWARGS,
+        "http": http_protocol(server),
+        "proxy_headers": False,  # the app applies them (fastplug.core.forwarded)
+        "server_header": False,
+    }
     options = {
         "bind": f"{server.host}:{server.port}",
         "workers": server.workers,
@@ -147,8 +153,9 @@ def run_gunicorn(settings: Settings, plugins: Plugins, server: ServerSettings, t
         "backlog": server.backlog,
         "loglevel": "debug" if server.log_level == "trace" else server.log_level,
         "accesslog": "-" if server.access_log else None,
-        # uvicorn-worker always enables proxy headers: trusting no one turns them off
-        "forwarded_allow_ips": server.forwarded_allow_ips if server.proxy_headers else "",
+        # uvicorn-worker always enables proxy headers: trusting no one turns them off (the app
+        # applies trusted proxies' headers itself, fastplug.core.forwarded)
+        "forwarded_allow_ips": "",
         "proc_name": "fastplug",
         "control_socket_disable": True,  # gunicorn >= 27: no control socket in $HOME
         "child_exit": lambda _arbiter, worker: plugins.call_each("worker_exited", settings=settings, pid=worker.pid),

@@ -1,0 +1,173 @@
+"""The security middleware (pure ASGI, outermost): allowed hosts, CORS, security headers.
+
+It runs before anything else sees the request: a request for a host this app does not serve
+is answered 400 before routing, the cache or metrics (whose route labels it never reaches);
+a CORS preflight is answered here; every other response gets the security headers computed at
+build time and, for a cross-origin request, its CORS headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fastplug.core import Answer
+from fastplug.plugins.security.cors import Cors, with_vary
+from fastplug.plugins.security.headers import merged
+from fastplug.plugins.security.hosts import AllowedHosts
+
+Header = tuple[bytes, bytes]
+BAD_HOST_BODY = b'{"detail":"invalid Host header"}'
+
+
+@dataclass(slots=True)
+class SecurityStats:
+    """Requests the security plugin refused, by reason (read by its metrics collector)."""
+
+    refused: dict[str, int] = field(default_factory=lambda: {"host": 0, "cors": 0, "rate_limit": 0, "unavailable": 0})
+    counter: Any = None  # prometheus-client's Counter, once the metrics plugin added it
+
+    def count(self, reason: str) -> None:
+        self.refused[reason] += 1
+        if self.counter is not None:
+            self.counter.labels(reason).inc()
+
+
+def _json(status: int, body: bytes, extra: tuple[Header, ...] = ()) -> tuple[int, list[Header], bytes]:
+    return status, [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra], body
+
+
+class SecurityMiddleware:
+    """Allowed hosts, CORS and security headers; see the module docstring."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        hosts: AllowedHosts,
+        cors: Cors,
+        plain: tuple[Header, ...],
+        https: tuple[Header, ...],
+        exclude_paths: tuple[str, ...] = (),
+        stats: SecurityStats | None = None,
+    ) -> None:
+        self.app = app
+        self.hosts = hosts
+        self.cors = cors
+        self.plain, self.https = plain, https
+        self.names = frozenset(name for name, _ in (*plain, *https))
+        self.exclude_paths = exclude_paths
+        self.stats = stats or SecurityStats()
+        self.vary_origin = cors.enabled and not cors.wildcard
+        self._inner_now: Callable[[Scope], Answer | None] | None = getattr(app, "answer_now", None)
+
+    def _extra(self, scope: Scope) -> tuple[Header, ...]:
+        if self.exclude_paths and scope["path"].startswith(self.exclude_paths):
+            return ()
+        return self.https if scope["scheme"] in ("https", "wss") else self.plain
+
+    def _refusal(self, scope: Scope, headers: list[Header]) -> tuple[int, list[Header], bytes] | None:
+        """The answer for a request refused or answered here (bad host, www redirect, CORS
+        preflight), else None. ``headers`` are the request's."""
+        host = None
+        origin = preflight = requested = None
+        for name, value in headers:
+            if name == b"host":
+                host = value if host is None else host
+            elif name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                preflight = value
+            elif name == b"access-control-request-headers":
+                requested = value if requested is None else requested + b"," + value
+        decision = self.hosts.decide(host)
+        if decision is not True:
+            if decision is False:
+                self.stats.count("host")
+                return _json(400, BAD_HOST_BODY)
+            target = f"{scope['scheme']}://{decision}{scope.get('root_path', '')}{scope['path']}"
+            if scope.get("query_string"):
+                target += "?" + scope["query_string"].decode("latin-1")
+            return 301, [(b"location", target.encode("latin-1")), (b"content-length", b"0")], b""
+        if scope["method"] == "OPTIONS" and origin is not None and preflight is not None:
+            status, out, body = self.cors.preflight_answer(origin, preflight, requested)
+            if status != 200:
+                self.stats.count("cors")
+            out.append((b"content-length", str(len(body)).encode()))
+            return status, out, body
+        return None
+
+    def _cors(self, headers: list[Header]) -> tuple[Header, ...]:
+        for name, value in headers:
+            if name == b"origin":
+                return self.cors.response_headers(value)
+        return ()
+
+    def answer_now(self, scope: Scope) -> Answer | None:
+        """What the inner edge middleware answers at once (a cache hit), with this middleware's
+        headers; a refused host is answered here. Nothing is changed when it answers None."""
+        inner = self._inner_now
+        if inner is None or scope["type"] != "http":
+            return None
+        request_headers = scope["headers"]
+        refused = self._refusal(scope, request_headers)
+        if refused is not None:
+            status, headers, body = refused
+            return status, merged(headers, self._extra(scope), self.names), body
+        answer = inner(scope)
+        if answer is None:
+            return None
+        status, headers, body = answer
+        return status, self._headers(scope, request_headers, headers), body
+
+    def _headers(self, scope: Scope, request: list[Header], response: Any) -> list[Header]:
+        out = merged(response, self._extra(scope), self.names)
+        if self.cors.enabled:
+            cors = self._cors(request)
+            if cors:
+                out.extend(cors)
+            if self.vary_origin:
+                out = with_vary(out)
+        return out
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        request_headers = scope["headers"]
+        refused = self._refusal(scope, request_headers) if kind == "http" else None
+        if refused is not None:
+            status, headers, body = refused
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": merged(headers, self._extra(scope), self.names),
+                }
+            )
+            await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
+            return
+        if kind == "websocket":
+            if self.hosts.decide(_host(request_headers)) is not True:
+                self.stats.count("host")
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            await self.app(scope, receive, send)
+            return
+
+        def send_with_headers(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": self._headers(scope, request_headers, message.get("headers", ()))}
+            return send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _host(headers: list[Header]) -> bytes | None:
+    for name, value in headers:
+        if name == b"host":
+            return value
+    return None
