@@ -94,13 +94,11 @@ def lifespan(app: FastAPI, settings: Settings, services: Services) -> Any:
     async def run() -> AsyncIterator[dict[str, Any]]:
         from fastplug.plugins.security.limits import MemoryLimiter, Rate
         from fastplug.plugins.security.ratelimit import Limits
-        from fastplug.plugins.security.rules import Rules, marked_routes, patterns_of
+        from fastplug.plugins.security.rules import Rules, marked_routes, patterns_of, plain_routes
 
-        rules = Rules(
-            patterns_of(conf.routes),
-            marked_routes(app.router.routes),
-            Rate.parse(conf.default) if conf.default else None,
-        )
+        routes = app.router.routes
+        default = Rate.parse(conf.default) if conf.default else None
+        rules = Rules(patterns_of(conf.routes), marked_routes(routes), default, plain_routes(routes))
         if conf.backend == "redis":
             from fastplug.plugins.redis.api import CLIENT as REDIS_CLIENT
             from fastplug.plugins.security.limits_redis import RedisLimiter

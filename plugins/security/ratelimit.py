@@ -96,19 +96,22 @@ class RateLimitMiddleware:
                 return None
         return "a:" + address
 
-    def _covered(self, scope: Scope) -> tuple[Limits, Rule, str] | None:
+    def _covered(self, scope: Scope) -> tuple[Limits, Rule, Any, str] | None:
         state = scope.get("state")
         limits: Limits | None = state.get(LIMITS) if state else None
         if limits is None or limits.rules.empty:
             return None
-        rule = limits.rules.find(scope["method"], scope["path"])
-        if rule is None:
+        found = limits.rules.find(scope["method"], scope["path"])
+        if found is None:
             return None
+        rule, route = found
         identity = self._identity(scope, limits.identities)
-        return None if identity is None else (limits, rule, f"{rule.name}|{identity}")
+        return None if identity is None else (limits, rule, route, f"{rule.name}|{identity}")
 
-    def _limited(self, decision: Decision, rule: Rule) -> tuple[int, list[Header], bytes]:
+    def _limited(self, scope: Scope, decision: Decision, rule: Rule, route: Any) -> tuple[int, list[Header], bytes]:
         self.stats.count("rate_limit")
+        if route is not None:
+            scope["route"] = route  # as routing would: metrics label the 429 by route template
         return _response(429, LIMITED_BODY, decision.headers(rule.policy))
 
     def answer_now(self, scope: Scope) -> Answer | None:
@@ -120,12 +123,12 @@ class RateLimitMiddleware:
         covered = self._covered(scope)
         if covered is None:
             return inner(scope)
-        limits, rule, key = covered
+        limits, rule, route, key = covered
         if not limits.immediate:
             return None
         decision = limits.limiter.peek(key, rule.rate)
         if not decision.allowed:
-            return self._limited(decision, rule)
+            return self._limited(scope, decision, rule, route)
         answer = inner(scope)
         if answer is None:
             return None
@@ -138,7 +141,7 @@ class RateLimitMiddleware:
         if covered is None:
             await self.app(scope, receive, send)
             return
-        limits, rule, key = covered
+        limits, rule, route, key = covered
         try:
             decision = (
                 limits.limiter.hit(key, rule.rate) if limits.immediate else await limits.limiter.ahit(key, rule.rate)
@@ -152,7 +155,7 @@ class RateLimitMiddleware:
             await _send(send, status, headers, body, scope["method"])
             return
         if not decision.allowed:
-            status, headers, body = self._limited(decision, rule)
+            status, headers, body = self._limited(scope, decision, rule, route)
             await _send(send, status, headers, body, scope["method"])
             return
         extra = decision.headers(rule.policy)

@@ -23,6 +23,10 @@ class Rule:
     policy: bytes
 
 
+Found = tuple[Rule, Any] | None
+"""A request's rule and the route that serves it (None when routing would find none), or None."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Pattern:
     methods: frozenset[str] | None
@@ -55,6 +59,16 @@ def patterns_of(routes: Mapping[str, str]) -> tuple[_Pattern, ...]:
     return tuple(out)
 
 
+def plain_routes(routes: Iterable[Any]) -> tuple[tuple[frozenset[str], re.Pattern[str], Any], ...]:
+    """The app's HTTP routes as ``(methods, path regex, route)``, in declaration order: the route
+    a refused request is labelled with in metrics, as routing would have found it."""
+    return tuple(
+        (frozenset(route.methods), route.path_regex, route)
+        for route in routes
+        if getattr(route, "methods", None) and getattr(route, "path_regex", None) is not None
+    )
+
+
 def marked_routes(routes: Iterable[Any]) -> tuple[_Marked, ...]:
     """The app's routes whose endpoint carries ``@rate_limit``, in declaration order."""
     out = []
@@ -67,15 +81,21 @@ def marked_routes(routes: Iterable[Any]) -> tuple[_Marked, ...]:
 
 
 class Rules:
-    """The rule for ``(method, path)``, memoised (bounded) per distinct pair."""
+    """The rule for ``(method, path)`` and its route, memoised (bounded) per distinct pair."""
 
-    def __init__(self, patterns: tuple[_Pattern, ...], marked: tuple[_Marked, ...], default: Rate | None) -> None:
-        self.patterns, self.marked = patterns, marked
+    def __init__(
+        self,
+        patterns: tuple[_Pattern, ...],
+        marked: tuple[_Marked, ...],
+        default: Rate | None,
+        routes: tuple[tuple[frozenset[str], re.Pattern[str], Any], ...] = (),
+    ) -> None:
+        self.patterns, self.marked, self.routes = patterns, marked, routes
         self.default = rule("default", default) if default is not None else None
         self.empty = not patterns and not marked and default is None
-        self._memo: dict[tuple[str, str], Rule | None] = {}
+        self._memo: dict[tuple[str, str], Found] = {}
 
-    def find(self, method: str, path: str) -> Rule | None:
+    def find(self, method: str, path: str) -> Found:
         ident = (method, path)
         memo = self._memo
         try:
@@ -88,7 +108,14 @@ class Rules:
         memo[ident] = found
         return found
 
-    def _find(self, method: str, path: str) -> Rule | None:
+    def _find(self, method: str, path: str) -> Found:
+        found = self._rule(method, path)
+        if found is None:
+            return None
+        route = next((r for methods, regex, r in self.routes if method in methods and regex.match(path)), None)
+        return found, route
+
+    def _rule(self, method: str, path: str) -> Rule | None:
         for pattern in self.patterns:
             if (pattern.methods is None or method in pattern.methods) and pattern.regex.match(path):
                 return pattern.rule
