@@ -88,6 +88,16 @@ def test_a_backend_crash_without_a_restart_is_seen_too(chaos_pg) -> None:
         pid = await victim.fetchval("SELECT pg_backend_pid()")
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
+        # Until the postmaster has reaped the killed backend it still serves: an INSERT then
+        # takes the next id, not the lost one, in the old incarnation. It ends every other
+        # backend (``_lost``'s too) before it recovers, so wait for that first.
+        while True:
+            try:
+                await _lost.execute("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                break
+            assert time.monotonic() < deadline, "the server did not notice the crash"
+            await asyncio.sleep(0.05)
         while True:  # the server refuses connections while it recovers
             try:
                 await _autocommit(chaos_pg.dsn, "INSERT INTO marks VALUES (2)")
