@@ -265,6 +265,32 @@ ISSUE12_TARGETS = (
 TARGETS.update({t.name: t for t in ISSUE12_TARGETS})
 OPT_IN_TARGETS.update(t.name for t in ISSUE12_TARGETS)
 
+# issue 14: the full stack with the security plugin (allowed hosts, CORS, headers, a rate limit
+# on the route wrk asks for, never reached: one client, a rate it never uses up)
+HOT_SECURITY = (
+    '[default.security]\nallowed_hosts = ["127.0.0.1", "localhost"]\n'
+    '[default.security.cors]\nallow_origins = ["https://app.example.com"]\n'
+    "[default.security.headers]\ncontent_security_policy = \"default-src 'self'\"\n"
+    '[default.security.rate_limits]\nkey_prefix = "' + HOT_CACHE_PREFIX + '-rl:"\n'
+    'routes = { "GET /hello" = "1000000000/minute", "GET /cached/*" = "1000000000/minute" }\n'
+)
+ISSUE14_TARGETS = (
+    fastplug(
+        "hsec",
+        "hfull + security (hosts, CORS, headers, a rate limit in memory)",
+        [*HOT_FULL, "security"],
+        HOT_FULL_EXTRA + HOT_CACHE + HOT_SECURITY,
+    ),
+    fastplug(
+        "hsecr",
+        "hfullr + security, the rate limit on Redis",
+        [*HOT_FULL, "security"],
+        HOT_FULL_EXTRA + HOT_CACHE + 'backend = "redis"\n' + HOT_SECURITY + 'backend = "redis"\n',
+    ),
+)
+TARGETS.update({t.name: t for t in ISSUE14_TARGETS})
+OPT_IN_TARGETS.update(t.name for t in ISSUE14_TARGETS)
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -668,9 +694,30 @@ for _scenario in (
         id_range=HOT_USERS,
         unique=True,
     ),
+    Scenario(
+        "hello_sec",
+        "GET /hello with and without the security plugin",
+        "/hello",
+        (),
+        HOT.dumps(HOT.HELLO),
+        ("hfull", "hsec", "hfullr", "hsecr"),
+        "hfull",
+    ),
+    Scenario(
+        "hit_sec",
+        "GET /cached/users/{id}: cache hits over 10,000 warmed ids, with and without the security plugin",
+        "/cached/users/%d",
+        (),
+        None,
+        ("hfull", "hsec", "hfullr", "hsecr"),
+        "hfull",
+        random_ids=True,
+        id_range=HOT_USERS,
+        warm=True,
+    ),
 ):
     SCENARIOS[_scenario.name] = _scenario
-HOT_DB_SCENARIOS = {"onerow", "hit10k", "hit100k", "miss"}
+HOT_DB_SCENARIOS = {"onerow", "hit10k", "hit100k", "miss", "hit_sec"}
 
 # (scenario, target, against, goal): the issue's targets, reported as ratios of req/s
 COMPARISONS = (
@@ -708,6 +755,11 @@ COMPARISONS = (
     ("hit100k", "hfullr", "hello:hbare", 1.6),
     ("miss", "hfull", "onerow:hfull", 0.95),
     ("miss", "hfullr", "onerow:hfull", 0.95),
+    # issue 14: the security plugin costs at most 5%
+    ("hello_sec", "hsec", "hfull", 0.95),
+    ("hello_sec", "hsecr", "hfullr", 0.95),
+    ("hit_sec", "hsec", "hfull", 0.95),
+    ("hit_sec", "hsecr", "hfullr", 0.95),
 )
 
 

@@ -14,7 +14,10 @@ from fastplug.config.validation import is_secret
 def mask(key: str, value: Any) -> Any:
     """Hide secrets: SecretStr values, secret-looking keys, and in a URL (or any text holding
     URLs) the password and secret-named query parameters, found by parsing each URL."""
-    if isinstance(value, (SecretStr, SecretBytes)) or (is_secret(key) and value not in (None, "")):
+    # a true/false is no secret, whatever its name says (allow_credentials)
+    if isinstance(value, (SecretStr, SecretBytes)) or (
+        is_secret(key) and value not in (None, "") and not isinstance(value, bool)
+    ):
         return MASK
     if isinstance(value, (list, tuple, set, frozenset)):
         return [mask(key, v) for v in value]
