@@ -132,7 +132,9 @@ class LiveServer:
             sock.bind((host, 0))
             port = sock.getsockname()[1]
         self.url = f"http://{host}:{port}"
-        config = uvicorn.Config(app, host=host, port=port, lifespan="on", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            app, host=host, port=port, lifespan="on", log_level="warning", access_log=False, server_header=False
+        )
         self.server = uvicorn.Server(config)
         self._thread: Any = None
 

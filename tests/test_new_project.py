@@ -150,7 +150,11 @@ def test_a_new_user_makes_a_project_serves_it_tests_it_and_adds_plugins(
     assert httpx.get(f"{base}/health/live").status_code == 200
     ready = httpx.get(f"{base}/health/ready")
     assert ready.status_code == 200, ready.text
-    assert httpx.get(f"{base}/myproj/hello").json() == {"message": "Hello from myproj"}
+    hello = httpx.get(f"{base}/myproj/hello")
+    assert hello.json() == {"message": "Hello from myproj"}
+    # the security plugin, on in the new project: its headers, no server header, a bad Host refused
+    assert hello.headers["x-content-type-options"] == "nosniff" and "server" not in hello.headers
+    assert httpx.get(f"{base}/myproj/hello", headers={"host": "evil.example"}).status_code == 400
     stop_ok(proc)
 
     run([venv.fastplug, "new-plugin", "blog"], project, env)
@@ -159,10 +163,15 @@ def test_a_new_user_makes_a_project_serves_it_tests_it_and_adds_plugins(
     settings = project / "settings.toml"
     text = settings.read_text()
     assert '"myproj", "blog"]' in text  # enabled by its module path
-    settings.write_text(text.replace('"myproj", "blog"]', '"myproj", "blog", "gadget"]'))
+    text = text.replace('"myproj", "blog"]', '"myproj", "blog", "gadget"]')
+    # a rate limit, as the README shows it
+    settings.write_text(text + '\n[default.security.rate_limits.routes]\n"GET /blog/*" = "2/minute"\n')
 
     proc, base = serve(venv, project, serving)
     assert httpx.get(f"{base}/blog/hello").json() == {"message": "Hello from blog"}
+    assert httpx.get(f"{base}/blog/hello").headers["ratelimit-remaining"] == "0"
+    limited = httpx.get(f"{base}/blog/hello")
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "30"
     assert httpx.get(f"{base}/gadget/hello").json() == {"message": "Hello from gadget"}
     assert httpx.get(f"{base}/health/ready").status_code == 200
     stop_ok(proc)
