@@ -39,8 +39,10 @@ class ForwardedMiddleware(ProxyHeadersMiddleware):
         """Whether ``peer`` (the connecting address) is a trusted proxy."""
         return peer in self.trusted_hosts
 
-    def forwarded(self, scope: Scope) -> Scope:
-        """``scope`` as seen through trusted proxies: a changed copy, or ``scope`` itself."""
+    def forwarded(self, scope: Scope, in_place: bool = False) -> Scope:
+        """``scope`` as seen through trusted proxies: a changed copy (changed itself with
+        ``in_place``, as uvicorn's middleware does, so its access log names the client), or
+        ``scope`` itself when nothing applies."""
         client = scope.get("client")
         if not client or client[0] not in self.trusted_hosts:
             return scope
@@ -56,7 +58,7 @@ class ForwardedMiddleware(ProxyHeadersMiddleware):
                     host = value
         if proto is None and host is None and not chain:
             return scope
-        seen = dict(scope)
+        seen = scope if in_place else dict(scope)
         if proto is not None:
             scheme = proto.decode("latin-1").strip()
             if scheme in ("http", "https", "ws", "wss"):
@@ -66,14 +68,15 @@ class ForwardedMiddleware(ProxyHeadersMiddleware):
             if address:  # an empty X-Forwarded-For names nobody: keep the peer
                 seen["client"] = (address, port)
         if host is not None and (last := host.rpartition(b",")[2].strip()):
-            seen["headers"] = [(b"host", last), *((n, v) for n, v in scope["headers"] if n != b"host")]
+            seen["headers"] = [(b"host", last), *((n, v) for n, v in seen["headers"] if n != b"host")]
         return seen
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:  # type: ignore[override]
-        await self.app(scope if scope["type"] == "lifespan" else self.forwarded(scope), receive, send)
+        await self.app(scope if scope["type"] == "lifespan" else self.forwarded(scope, in_place=True), receive, send)
 
     def answer_now(self, scope: Scope) -> Answer | None:
         """The inner edge middleware's answer for the forwarded view of ``scope`` (a copy when
-        it differs, so a request not answered here starts again from the original)."""
+        it differs, so a request not answered here starts again from the original; the
+        protocol's access-log line for an answer given here names the peer)."""
         inner = self._inner_now
         return None if inner is None else inner(self.forwarded(scope))

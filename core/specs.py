@@ -35,8 +35,8 @@ class MiddlewareSpec:
     """One pure-ASGI middleware: ``factory(app, **options)``.
 
     Lower ``priority`` sits further out (runs first on the request). Suggested bands:
-    100 timing/metrics, 150 cache, 200 compression. ``[middleware] order`` in settings,
-    by ``name``, overrides priorities.
+    10 security (hosts, CORS, headers), 100 timing/metrics, 120 rate limits, 150 cache,
+    200 compression. ``[middleware] order`` in settings, by ``name``, overrides priorities.
 
     ``edge=True`` puts the middleware in front of FastAPI itself, before its per-request
     entry work (about 6.5 us here) and its error handling: for middleware that answers

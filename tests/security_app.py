@@ -11,7 +11,7 @@ from fastapi import APIRouter, Response
 
 from fastplug.core import PluginInfo, hookimpl
 from fastplug.plugins.cache.api import cached
-from fastplug.plugins.security.api import rate_limit
+from fastplug.plugins.security.api import no_security_headers, rate_limit
 
 calls: Counter[str] = Counter()
 router = APIRouter()
@@ -29,6 +29,12 @@ async def open_route(response: Response) -> dict[str, str]:
     calls["open"] += 1
     response.headers["x-frame-options"] = "SAMEORIGIN"  # a route's own value wins
     return {"ok": "open"}
+
+
+@router.get("/frameable")
+@no_security_headers
+async def frameable() -> dict[str, str]:
+    return {"ok": "frameable"}
 
 
 @router.get("/cached/{item_id}")

@@ -198,7 +198,8 @@ def test_every_response_gets_the_configured_headers_once(make: Callable[..., Fas
         assert ok.headers.get_list("server") == ["fastplug"]
         assert client.get("/open").headers.get_list("x-frame-options") == ["SAMEORIGIN"]  # the route's own
         assert client.get("/nowhere").headers["x-content-type-options"] == "nosniff"  # errors too
-        assert "x-content-type-options" not in client.get("/health/live").headers  # opted out
+        assert "x-content-type-options" not in client.get("/health/live").headers  # opted out by path
+        assert "x-content-type-options" not in client.get("/frameable").headers  # by @no_security_headers
     with TestClient(app, base_url="http://localhost") as plain:
         assert "strict-transport-security" not in plain.get("/limited").headers  # HTTPS only
 

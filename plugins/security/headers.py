@@ -44,3 +44,31 @@ def merged(
     if not own:
         return [*response, *extra]
     return [*response, *(h for h in extra if h[0] not in own)]
+
+
+def finished(
+    response: list[Header] | tuple[Header, ...],
+    extra: tuple[Header, ...],
+    names: frozenset[bytes],
+    added: list[Header] | tuple[Header, ...] = (),
+    vary_origin: bool = False,
+) -> list[Header]:
+    """:func:`merged`, then ``added``, and ``Origin`` in ``Vary`` when ``vary_origin``: one pass
+    over the response's headers (per response, so kept to one loop)."""
+    own: set[bytes] | None = None
+    vary = -1
+    for i, (name, _) in enumerate(response):
+        if name in names:
+            own = {name} if own is None else own | {name}
+        elif name == b"vary":
+            vary = i
+    out = [*response, *(extra if own is None else (h for h in extra if h[0] not in own)), *added]
+    if vary_origin:
+        if vary < 0:
+            out.append((b"vary", b"Origin"))
+        else:
+            value = out[vary][1]
+            tokens = {t.strip().lower() for t in value.split(b",")}
+            if b"origin" not in tokens and b"*" not in tokens:
+                out[vary] = (b"vary", value + b", Origin")
+    return out

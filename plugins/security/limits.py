@@ -19,7 +19,8 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 TOLERANCE = 1e-6
 """Seconds of float error forgiven: a request a microsecond early is on time."""
@@ -56,12 +57,15 @@ class Rate:
 
     limit: int
     period: float
+    emission: float = field(init=False, repr=False, compare=False)
+    """Seconds between two requests at the sustained rate (``period / limit``)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
             raise ValueError(f"a rate's limit must be an integer >= 1, got {self.limit!r}")
         if not (isinstance(self.period, int | float) and math.isfinite(self.period) and self.period > 0):
             raise ValueError(f"a rate's period must be a number of seconds > 0, got {self.period!r}")
+        object.__setattr__(self, "emission", self.period / self.limit)  # once: read per request
 
     @classmethod
     def parse(cls, text: str) -> Rate:
@@ -74,11 +78,6 @@ class Rate:
         if limit < 1 or count <= 0:
             raise ValueError(f"a rate needs a count >= 1 and a period > 0, got {text!r}")
         return cls(limit, count * _UNITS[unit])
-
-    @property
-    def emission(self) -> float:
-        """Seconds between two requests at the sustained rate (``period / limit``)."""
-        return self.period / self.limit
 
     def __str__(self) -> str:
         """The canonical text :meth:`parse` reads back: ``100/minute``, ``5/10s``, ``1/2h``."""
@@ -94,9 +93,8 @@ def _seconds_up(value: float) -> int:
     return max(math.ceil(value - TOLERANCE), 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """What a limiter decided for one request.
+class Decision(NamedTuple):
+    """What a limiter decided for one request (a named tuple: one is made per request).
 
     ``reset_after``: seconds until the bucket is full again; ``retry_after``: seconds until
     the next request would be allowed (0.0 when this one was).
@@ -110,10 +108,11 @@ class Decision:
 
     def headers(self, policy: bytes | None = None) -> list[tuple[bytes, bytes]]:
         """The IETF draft's ``RateLimit-*`` headers (and ``Retry-After`` when denied), as ASGI pairs."""
+        reset = math.ceil(self.reset_after - TOLERANCE)
         pairs = [
             (b"ratelimit-limit", b"%d" % self.limit),
             (b"ratelimit-remaining", b"%d" % self.remaining),
-            (b"ratelimit-reset", b"%d" % _seconds_up(self.reset_after)),
+            (b"ratelimit-reset", b"%d" % (reset if reset > 0 else 0)),
         ]
         if policy is not None:
             pairs.append((b"ratelimit-policy", policy))
@@ -181,6 +180,10 @@ class MemoryLimiter:
         now = self.clock()
         tats = self._tats
         tat = tats.get(key)
+        if tat is not None and tat <= now:  # the common case: a bucket that is full again
+            tats.move_to_end(key)
+            tats[key] = now + rate.emission
+            return Decision(True, rate.limit, rate.limit - 1, rate.emission, 0.0)
         decision, later = decide(now if tat is None else tat, now, rate)
         if tat is not None:
             tats.move_to_end(key)

@@ -15,12 +15,16 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastplug.core import Answer
-from fastplug.plugins.security.cors import Cors, with_vary
-from fastplug.plugins.security.headers import merged
+from fastplug.plugins.security.api import HEADERS_MARK
+from fastplug.plugins.security.cors import Cors
+from fastplug.plugins.security.headers import finished, merged
 from fastplug.plugins.security.hosts import AllowedHosts
 
 Header = tuple[bytes, bytes]
 BAD_HOST_BODY = b'{"detail":"invalid Host header"}'
+RATE_LIMIT_HEADERS = "fastplug.security.rate_limit_headers"
+"""Where (in the request's scope) the rate-limit middleware leaves an allowed request's
+``RateLimit-*`` headers, for this middleware's one wrapper of ``send`` to add."""
 
 
 @dataclass(slots=True)
@@ -68,42 +72,37 @@ class SecurityMiddleware:
             return ()
         return self.https if scope["scheme"] in ("https", "wss") else self.plain
 
-    def _refusal(self, scope: Scope, headers: list[Header]) -> tuple[int, list[Header], bytes] | None:
+    def _refusal(self, scope: Scope, headers: list[Header]) -> tuple[Answer | None, bytes | None]:
         """The answer for a request refused or answered here (bad host, www redirect, CORS
-        preflight), else None. ``headers`` are the request's."""
-        host = None
-        origin = preflight = requested = None
+        preflight) or None, and the request's ``Origin``: one pass over its ``headers``."""
+        host = origin = preflight = requested = None
         for name, value in headers:
             if name == b"host":
-                host = value if host is None else host
+                if host is None:
+                    host = value
             elif name == b"origin":
                 origin = value
-            elif name == b"access-control-request-method":
-                preflight = value
-            elif name == b"access-control-request-headers":
-                requested = value if requested is None else requested + b"," + value
+            elif name[:15] == b"access-control-":
+                if name == b"access-control-request-method":
+                    preflight = value
+                elif name == b"access-control-request-headers":
+                    requested = value if requested is None else requested + b"," + value
         decision = self.hosts.decide(host)
         if decision is not True:
             if decision is False:
                 self.stats.count("host")
-                return _json(400, BAD_HOST_BODY)
+                return _json(400, BAD_HOST_BODY), origin
             target = f"{scope['scheme']}://{decision}{scope.get('root_path', '')}{scope['path']}"
             if scope.get("query_string"):
                 target += "?" + scope["query_string"].decode("latin-1")
-            return 301, [(b"location", target.encode("latin-1")), (b"content-length", b"0")], b""
-        if scope["method"] == "OPTIONS" and origin is not None and preflight is not None:
+            return (301, [(b"location", target.encode("latin-1")), (b"content-length", b"0")], b""), origin
+        if preflight is not None and origin is not None and scope["method"] == "OPTIONS":
             status, out, body = self.cors.preflight_answer(origin, preflight, requested)
             if status != 200:
                 self.stats.count("cors")
             out.append((b"content-length", str(len(body)).encode()))
-            return status, out, body
-        return None
-
-    def _cors(self, headers: list[Header]) -> tuple[Header, ...]:
-        for name, value in headers:
-            if name == b"origin":
-                return self.cors.response_headers(value)
-        return ()
+            return (status, out, body), origin
+        return None, origin
 
     def answer_now(self, scope: Scope) -> Answer | None:
         """What the inner edge middleware answers at once (a cache hit), with this middleware's
@@ -111,8 +110,7 @@ class SecurityMiddleware:
         inner = self._inner_now
         if inner is None or scope["type"] != "http":
             return None
-        request_headers = scope["headers"]
-        refused = self._refusal(scope, request_headers)
+        refused, origin = self._refusal(scope, scope["headers"])
         if refused is not None:
             status, headers, body = refused
             return status, merged(headers, self._extra(scope), self.names), body
@@ -120,47 +118,47 @@ class SecurityMiddleware:
         if answer is None:
             return None
         status, headers, body = answer
-        return status, self._headers(scope, request_headers, headers), body
+        return status, self._headers(scope, origin, headers), body
 
-    def _headers(self, scope: Scope, request: list[Header], response: Any) -> list[Header]:
-        out = merged(response, self._extra(scope), self.names)
-        if self.cors.enabled:
-            cors = self._cors(request)
+    def _headers(self, scope: Scope, origin: bytes | None, response: Any) -> list[Header]:
+        """``response``'s headers with the security headers (unless the route opted out), the
+        rate-limit headers the limiter left in the scope, and CORS for ``origin``."""
+        route = scope.get("route")  # set by routing (or by the cache, for a hit)
+        if route is not None and getattr(getattr(route, "endpoint", None), HEADERS_MARK, False):
+            extra: tuple[Header, ...] = ()
+        else:
+            extra = self._extra(scope)
+        added = scope.get(RATE_LIMIT_HEADERS) or ()
+        if origin is not None and self.cors.enabled:
+            cors = self.cors.response_headers(origin)
             if cors:
-                out.extend(cors)
-            if self.vary_origin:
-                out = with_vary(out)
-        return out
+                added = [*added, *cors]
+        return finished(response, extra, self.names, added, self.vary_origin)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
-            return
-        request_headers = scope["headers"]
-        refused = self._refusal(scope, request_headers) if kind == "http" else None
-        if refused is not None:
-            status, headers, body = refused
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": merged(headers, self._extra(scope), self.names),
-                }
-            )
-            await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
-            return
-        if kind == "websocket":
-            if self.hosts.decide(_host(request_headers)) is not True:
+        if kind != "http":
+            if kind == "websocket" and self.hosts.decide(_host(scope["headers"])) is not True:
                 self.stats.count("host")
                 await send({"type": "websocket.close", "code": 1008})
                 return
             await self.app(scope, receive, send)
             return
+        refused, origin = self._refusal(scope, scope["headers"])
+        if refused is not None:
+            status, headers, body = refused
+            start = {
+                "type": "http.response.start",
+                "status": status,
+                "headers": merged(headers, self._extra(scope), self.names),
+            }
+            await send(start)
+            await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
+            return
 
         def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": self._headers(scope, request_headers, message.get("headers", ()))}
+                message = {**message, "headers": self._headers(scope, origin, message.get("headers", ()))}
             return send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fastplug.core import AccessRule, Answer
 from fastplug.plugins.security.api import LIMITS
 from fastplug.plugins.security.limits import Decision, LimiterUnavailable, MemoryLimiter
-from fastplug.plugins.security.middleware import SecurityStats
+from fastplug.plugins.security.middleware import RATE_LIMIT_HEADERS, SecurityStats
 from fastplug.plugins.security.rules import Rule, Rules
 
 log = logging.getLogger("fastplug.security")
@@ -40,10 +40,11 @@ class Limits:
     fail_open: bool = True
     identities: tuple[Identity, ...] = ()  # plugins' rate_limit_identity, tried first
 
-    @property
-    def immediate(self) -> bool:
-        """Whether a decision needs no await (the memory backend)."""
-        return isinstance(self.limiter, MemoryLimiter)
+    immediate: bool = field(init=False)
+    """Whether a decision needs no await (the memory backend)."""
+
+    def __post_init__(self) -> None:
+        self.immediate = isinstance(self.limiter, MemoryLimiter)
 
 
 def _response(status: int, body: bytes, headers: Sequence[Header]) -> tuple[int, list[Header], bytes]:
@@ -158,14 +159,8 @@ class RateLimitMiddleware:
             status, headers, body = self._limited(scope, decision, rule, route)
             await _send(send, status, headers, body, scope["method"])
             return
-        extra = decision.headers(rule.policy)
-
-        def send_with_headers(message: Message) -> Awaitable[None]:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            return send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        scope[RATE_LIMIT_HEADERS] = decision.headers(rule.policy)  # added by the security middleware's send
+        await self.app(scope, receive, send)
 
 
 async def _send(send: Send, status: int, headers: list[Header], body: bytes, method: str) -> None:
