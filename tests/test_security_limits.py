@@ -300,6 +300,22 @@ async def test_redis_and_memory_agree(shared: aioredis.Redis, prefix: str) -> No
         assert remote.reset_after == pytest.approx(local.reset_after, abs=1.0)
 
 
+async def test_the_requests_of_one_loop_turn_are_decided_by_one_script_call(
+    shared: aioredis.Redis, prefix: str
+) -> None:
+    limiter = RedisLimiter(shared, prefix=prefix, op_timeout=1.0)
+    five, two = Rate.parse("5/minute"), Rate.parse("2/minute")
+    calls = counting(shared)
+    decisions = await asyncio.gather(
+        *(limiter.ahit("a", five) for _ in range(7)), *(limiter.ahit("b", two) for _ in range(3))
+    )
+    assert len(calls) == 1  # ten requests, one round trip
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2 + [True, True, False]
+    assert [d.remaining for d in decisions[:5]] == [4, 3, 2, 1, 0]
+    assert decisions[6].retry_after == pytest.approx(five.emission, abs=1.0)
+    assert sorted(await shared.keys(f"{prefix}*")) == [f"{prefix}a".encode(), f"{prefix}b".encode()]
+
+
 # RedisLimiter, on a private Redis that fails
 
 

@@ -1,4 +1,8 @@
-"""Rate limits shared by every process and host: GCRA in one Lua script per request, on Redis.
+"""Rate limits shared by every process and host: GCRA in a Lua script on Redis.
+
+The requests of one event-loop turn are decided by one script call (one round trip and one
+command's overhead for all the requests in flight, as the cache pipelines its reads), each
+bucket atomically; a request never waits for more than the turn it arrived in.
 
 Layout: one string per bucket, ``<prefix><key>``, holding its TAT in microseconds of Redis's
 own clock (``TIME``: hosts whose clocks disagree still share one timeline), written with a
@@ -20,25 +24,36 @@ from fastplug.plugins.security.limits import TOLERANCE, Decision, LimiterUnavail
 
 log = logging.getLogger("fastplug.security")
 
-# KEYS: the bucket. ARGV: emission, period, tolerance (microseconds, decimal).
-# Returns {allowed (1/0), reset_after, retry_after} (microseconds, as strings: a Lua number
-# returned to Redis would be truncated to an integer). %.17g keeps a double exact.
-_GCRA = """
+_MICROS = 1_000_000
+
+# KEYS: the buckets. ARGV: tolerance, then emission and period for each bucket (microseconds).
+# Returns, for each bucket in turn, allowed (1/0), reset_after, retry_after (as in _GCRA).
+_GCRA_MANY = """
 if redis.replicate_commands then redis.replicate_commands() end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local emission, period, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
-if tat < now then tat = now end
-local later = tat + emission
-local wait = later - period - now
-if wait > tolerance then
-  return {0, string.format('%.17g', tat - now), string.format('%.17g', wait)}
+local tolerance = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local emission, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or '0') or 0
+  if tat < now then tat = now end
+  local later = tat + emission
+  local wait = later - period - now
+  if wait > tolerance then
+    out[#out + 1] = 0
+    out[#out + 1] = string.format('%.17g', tat - now)
+    out[#out + 1] = string.format('%.17g', wait)
+  else
+    redis.call('SET', key, string.format('%.17g', later), 'PX', math.max(math.ceil((later - now) / 1000), 1))
+    out[#out + 1] = 1
+    out[#out + 1] = string.format('%.17g', later - now)
+    out[#out + 1] = '0'
+  end
 end
-redis.call('SET', KEYS[1], string.format('%.17g', later), 'PX', math.max(math.ceil((later - now) / 1000), 1))
-return {1, string.format('%.17g', later - now), '0'}
+return out
 """
-_MICROS = 1_000_000
+Pending = tuple[str, Rate, "asyncio.Future[tuple[Any, Any, Any]]"]
 
 
 def _reason(exc: BaseException, op_timeout: float) -> str:
@@ -50,7 +65,8 @@ def _reason(exc: BaseException, op_timeout: float) -> str:
 
 
 class RedisLimiter:
-    """GCRA buckets in Redis: one ``EVALSHA`` per :meth:`ahit`, under ``op_timeout``.
+    """GCRA buckets in Redis: one ``EVALSHA`` per event-loop turn's :meth:`ahit` calls, under
+    ``op_timeout``.
 
     Every failure (a Redis error, a timeout) is :class:`LimiterUnavailable`. After
     ``breaker_failures`` in a row the circuit opens: for ``breaker_cooldown`` seconds calls
@@ -74,29 +90,54 @@ class RedisLimiter:
         self.open_until = 0.0
         self._probing = False
         self._outage_since: float | None = None
-        self._script = client.register_script(_GCRA)
+        self._script = client.register_script(_GCRA_MANY)
+        self._batch: list[Pending] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def ahit(self, key: str, rate: Rate) -> Decision:
-        """Decide for one request of ``key`` and, when it is allowed, count it (atomically, in Redis)."""
-        probe = False
+        """Decide for one request of ``key`` and, when it is allowed, count it (atomically, in
+        Redis, in the script call that decides every request of this event-loop turn)."""
         if self.open_until:
             if self.clock() < self.open_until or self._probing:
                 raise LimiterUnavailable("circuit open")
-            probe = self._probing = True
-        args = (repr(rate.emission * _MICROS), repr(rate.period * _MICROS), repr(TOLERANCE * _MICROS))
-        try:
-            async with asyncio.timeout(self.op_timeout):
-                allowed, reset_after, retry_after = await self._script(keys=[self.prefix + key], args=args)
-        except Exception as exc:
-            raise self._failed(exc) from exc
-        finally:
-            if probe:
-                self._probing = False
-        self._answered()
+            self._probing = True  # this call tries Redis; the others keep failing at once
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Any, Any, Any]] = loop.create_future()
+        self._batch.append((self.prefix + key, rate, future))
+        if len(self._batch) == 1:
+            loop.call_soon(self._flush)
+        allowed, reset_after, retry_after = await future
         reset = float(reset_after) / _MICROS
         if int(allowed):
             return after_hit(reset, rate)
         return Decision(False, rate.limit, 0, reset, float(retry_after) / _MICROS)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        task = asyncio.get_running_loop().create_task(self._decide(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decide(self, batch: list[Pending]) -> None:
+        keys = [key for key, _, _ in batch]
+        args: list[str] = [repr(TOLERANCE * _MICROS)]
+        for _, rate, _ in batch:
+            args += (repr(rate.emission * _MICROS), repr(rate.period * _MICROS))
+        try:
+            async with asyncio.timeout(self.op_timeout):
+                flat = await self._script(keys=keys, args=args)
+        except Exception as exc:
+            failure = self._failed(exc)
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(LimiterUnavailable(str(failure)))
+            return
+        finally:
+            self._probing = False
+        self._answered()
+        for i, (_, _, future) in enumerate(batch):
+            if not future.done():  # not cancelled meanwhile
+                future.set_result((flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]))
 
     def _failed(self, exc: Exception) -> LimiterUnavailable:
         reason = _reason(exc, self.op_timeout)
