@@ -55,6 +55,8 @@ def finished(
 ) -> list[Header]:
     """:func:`merged`, then ``added``, and ``Origin`` in ``Vary`` when ``vary_origin``: one pass
     over the response's headers (per response, so kept to one loop)."""
+    if not extra and not added and not vary_origin:
+        return response if isinstance(response, list) else list(response)
     own: set[bytes] | None = None
     vary = -1
     for i, (name, _) in enumerate(response):

@@ -71,6 +71,7 @@ class RateLimitMiddleware:
         self.exempt = exempt
         self.stats = stats or SecurityStats()
         self._exempt_memo: dict[str, bool] = {}
+        self._full: dict[tuple[bytes, Decision], list[Header]] = {}
         self._inner_now: Callable[[Scope], Answer | None] | None = getattr(app, "answer_now", None)
 
     def _identity(self, scope: Scope, identities: tuple[Identity, ...]) -> str | None:
@@ -135,7 +136,7 @@ class RateLimitMiddleware:
             return None
         decision = limits.limiter.hit(key, rule.rate)  # no await since peek: the same decision
         status, headers, body = answer
-        return status, [*headers, *decision.headers(rule.policy)], body
+        return status, [*headers, *self._headers(decision, rule)], body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         covered = self._covered(scope) if scope["type"] == "http" else None
@@ -159,8 +160,21 @@ class RateLimitMiddleware:
             status, headers, body = self._limited(scope, decision, rule, route)
             await _send(send, status, headers, body, scope["method"])
             return
-        scope[RATE_LIMIT_HEADERS] = decision.headers(rule.policy)  # added by the security middleware's send
+        scope[RATE_LIMIT_HEADERS] = self._headers(decision, rule)  # added by the security middleware's send
         await self.app(scope, receive, send)
+
+    def _headers(self, decision: Decision, rule: Rule) -> list[Header]:
+        """``decision``'s headers; those of a bucket that was full (the same each time) are
+        encoded once per rule."""
+        if decision.remaining != decision.limit - 1:
+            return decision.headers(rule.policy)
+        ident = (rule.policy, decision)
+        found = self._full.get(ident)
+        if found is None:
+            found = decision.headers(rule.policy)
+            if len(self._full) < 256:
+                self._full[ident] = found
+        return found
 
 
 async def _send(send: Send, status: int, headers: list[Header], body: bytes, method: str) -> None:
