@@ -103,6 +103,26 @@ def test_a_bad_host_is_400_before_the_route_the_cache_and_the_metrics(client: Te
     assert "evil" not in exposition
 
 
+async def test_two_host_headers_are_a_bad_request(make: Callable[..., FastAPI]) -> None:
+    from tests.test_protocol_answers import Connection, protocol
+
+    app = make()
+    async with app.router.lifespan_context(app) as state:
+        for hosts in (b"Host: localhost\r\nHost: evil.example", b"Host: evil.example\r\nHost: localhost"):
+            raw = b"GET /open HTTP/1.1\r\n" + hosts + b"\r\n\r\n"
+            answered = await Connection(protocol(app, dict(state), answers=False)).ask(raw)
+            assert answered.startswith(b"HTTP/1.1 400 ") and b"invalid Host header" in answered
+    assert security_app.calls["open"] == 0
+
+
+def test_an_identity_function_that_fails_leaves_it_to_the_next(make: Callable[..., FastAPI]) -> None:
+    app = make(rate_limits={"routes": {"GET /open": "1/minute"}})
+    with TestClient(app, base_url="http://localhost") as client:
+        limits = client.app_state["security.limits"]
+        limits.identities = (lambda scope: 1 / 0, *limits.identities)
+        assert [client.get("/open").status_code for _ in range(2)] == [200, 429]  # by address, no 500
+
+
 def test_a_www_redirect_keeps_the_path_and_query(make: Callable[..., FastAPI]) -> None:
     app = make(allowed_hosts=["www.example.com"], www_redirect=True)
     with TestClient(app, base_url="http://example.com", follow_redirects=False) as client:

@@ -76,10 +76,11 @@ class SecurityMiddleware:
         """The answer for a request refused or answered here (bad host, www redirect, CORS
         preflight) or None, and the request's ``Origin``: one pass over its ``headers``."""
         host = origin = preflight = requested = None
+        hosts = 0
         for name, value in headers:
             if name == b"host":
-                if host is None:
-                    host = value
+                host = value
+                hosts += 1
             elif name == b"origin":
                 origin = value
             elif name[:15] == b"access-control-":
@@ -87,7 +88,8 @@ class SecurityMiddleware:
                     preflight = value
                 elif name == b"access-control-request-headers":
                     requested = value if requested is None else requested + b"," + value
-        decision = self.hosts.decide(host)
+        # RFC 9112: more than one Host is a bad request (which one would the app and a cache use?)
+        decision = self.hosts.decide(host) if hosts == 1 else False
         if decision is not True:
             if decision is False:
                 self.stats.count("host")

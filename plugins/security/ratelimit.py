@@ -77,7 +77,11 @@ class RateLimitMiddleware:
     def _identity(self, scope: Scope, identities: tuple[Identity, ...]) -> str | None:
         """The client's bucket name, or None when it is exempt."""
         for identity in identities:
-            found = identity(scope)
+            try:
+                found = identity(scope)
+            except Exception:  # a plugin's bug must not become a 500 at the edge: the next one decides
+                log.exception("rate limits: a rate_limit_identity function failed; the next identity is used")
+                continue
             if found:
                 return "u:" + found
         if self.identity_header:
