@@ -54,6 +54,11 @@ class ServerSettings(PluginSettings):
     backlog: int = Field(2048, ge=1)
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
+    forwarded_host: bool = Field(
+        False,
+        description="with proxy_headers, also take the host from a trusted proxy's X-Forwarded-Host (only if "
+        "that proxy sets or strips it: nginx passes a client's own by default)",
+    )
     access_log: bool = False
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     max_body_size: int = Field(

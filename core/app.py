@@ -137,7 +137,7 @@ def _forwarded(app: FastplugApp, server: ServerSettings) -> None:
     from fastplug.core.forwarded import ForwardedMiddleware
 
     inner = app.edge_stack if app.edge_stack is not None else partial(FastAPI.__call__, app)
-    forwarded = ForwardedMiddleware(inner, server.forwarded_allow_ips)
+    forwarded = ForwardedMiddleware(inner, server.forwarded_allow_ips, server.forwarded_host)
     app.edge_stack = forwarded
     app.answer_now = forwarded.answer_now if app.answer_now is not None else None
 

@@ -31,8 +31,9 @@ class ForwardedMiddleware(ProxyHeadersMiddleware):
     appended, the last one), as pure ASGI. Only a request that carries such headers from a
     trusted peer gets a new scope; every other keeps its own."""
 
-    def __init__(self, app: Any, trusted_hosts: list[str] | str = "127.0.0.1") -> None:
+    def __init__(self, app: Any, trusted_hosts: list[str] | str = "127.0.0.1", host: bool = False) -> None:
         super().__init__(app, trusted_hosts)
+        self.host = host  # [server] forwarded_host: X-Forwarded-Host is honoured only when asked
         self._inner_now: Callable[[Scope], Answer | None] | None = getattr(app, "answer_now", None)
 
     def trusts(self, peer: str | None) -> bool:
@@ -54,7 +55,7 @@ class ForwardedMiddleware(ProxyHeadersMiddleware):
                     chain.append(value)
                 elif name == b"x-forwarded-proto":
                     proto = value
-                elif name == b"x-forwarded-host":
+                elif name == b"x-forwarded-host" and self.host:
                     host = value
         if proto is None and host is None and not chain:
             return scope

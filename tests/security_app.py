@@ -45,6 +45,17 @@ async def cached_item(item_id: int) -> dict[str, int]:
     return {"id": item_id, "calls": calls["cached"]}
 
 
+def _twin(path: str, rate: str) -> None:
+    async def twin() -> dict[str, str]:  # both endpoints are named "twin"
+        return {"twin": path}
+
+    router.get(path)(rate_limit(rate)(twin))
+
+
+_twin("/twin-a", "1/minute")
+_twin("/twin-b", "100/minute")
+
+
 @hookimpl
 def plugin_info() -> PluginInfo:
     return PluginInfo(name="guarded", after=("cache", "security"))

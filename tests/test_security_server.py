@@ -258,7 +258,7 @@ def trusted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = project(
         tmp_path_factory.mktemp("trusted"),
         ["health", "metrics", "security", "cache"],
-        '[default.server]\nproxy_headers = true\nforwarded_allow_ips = "127.0.0.1"\n'
+        '[default.server]\nproxy_headers = true\nforwarded_allow_ips = "127.0.0.1"\nforwarded_host = true\n'
         '[default.security]\nallowed_hosts = ["127.0.0.1", "api.example.com"]\n'
         f'[default.security.cors]\nallow_origins = ["{ORIGIN_A}", "{ORIGIN_B}"]\nallow_credentials = true\n'
         + HEADERS.replace("exclude_paths", 'server = "fastplug-test"\nexclude_paths')
@@ -448,7 +448,7 @@ def untrusted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = project(
         tmp_path_factory.mktemp("untrusted"),
         ["health", "metrics", "security", "cache"],
-        '[default.server]\nproxy_headers = true\nforwarded_allow_ips = "10.9.9.9"\n'
+        '[default.server]\nproxy_headers = true\nforwarded_allow_ips = "10.9.9.9"\nforwarded_host = true\n'
         '[default.security]\nallowed_hosts = ["127.0.0.1", "api.example.com"]\n'
         f'[default.security.cors]\nallow_origins = ["{ORIGIN_A}"]\n'
         + HEADERS.replace("exclude_paths", 'server = ""\nexclude_paths')

@@ -1,7 +1,6 @@
 """``manage.py check`` for ``[security]``.
 
 * ``security.E001``: outside development, ``allowed_hosts`` is empty or ``["*"]``.
-* ``security.E002``: CORS allows every origin (``"*"``) with credentials.
 * ``security.E003``: rate limits on Redis without the redis plugin and a ``[redis] url``.
 * ``security.W001``: outside development, no HSTS (``[security.headers] hsts_seconds``).
 * ``security.W002``: HSTS ``preload`` without a year's max-age and ``includeSubDomains``.
@@ -28,16 +27,6 @@ def security_checks(conf: SecuritySettings, settings: Settings) -> list[CheckMes
                 "security.E001",
                 'list the names this app is served as: allowed_hosts = ["api.example.com"]',
                 "security",
-            )
-        )
-    if "*" in conf.cors.allow_origins and conf.cors.allow_credentials:
-        out.append(
-            CheckError(
-                '[security.cors] allow_origins = ["*"] with allow_credentials: every site could read '
-                "your users' authenticated answers",
-                "security.E002",
-                "list the origins of your own front ends instead",
-                "security.cors",
             )
         )
     limits = conf.rate_limits

@@ -92,18 +92,22 @@ class RedisLimiter:
         self._outage_since: float | None = None
         self._script = client.register_script(_GCRA_MANY)
         self._batch: list[Pending] = []
+        self._probe_batch = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def ahit(self, key: str, rate: Rate) -> Decision:
         """Decide for one request of ``key`` and, when it is allowed, count it (atomically, in
         Redis, in the script call that decides every request of this event-loop turn)."""
+        probe = False
         if self.open_until:
             if self.clock() < self.open_until or self._probing:
                 raise LimiterUnavailable("circuit open")
-            self._probing = True  # this call tries Redis; the others keep failing at once
+            probe = self._probing = True  # this call tries Redis; the others keep failing at once
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, Any, Any]] = loop.create_future()
         self._batch.append((self.prefix + key, rate, future))
+        if probe:
+            self._probe_batch = True
         if len(self._batch) == 1:
             loop.call_soon(self._flush)
         allowed, reset_after, retry_after = await future
@@ -114,11 +118,12 @@ class RedisLimiter:
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
-        task = asyncio.get_running_loop().create_task(self._decide(batch))
+        probe, self._probe_batch = self._probe_batch, False
+        task = asyncio.get_running_loop().create_task(self._decide(batch, probe))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _decide(self, batch: list[Pending]) -> None:
+    async def _decide(self, batch: list[Pending], probe: bool = False) -> None:
         keys = [key for key, _, _ in batch]
         args: list[str] = [repr(TOLERANCE * _MICROS)]
         for _, rate, _ in batch:
@@ -133,11 +138,17 @@ class RedisLimiter:
                     future.set_exception(LimiterUnavailable(str(failure)))
             return
         finally:
-            self._probing = False
+            if probe:  # only the probe's own batch ends the probe
+                self._probing = False
         self._answered()
-        for i, (_, _, future) in enumerate(batch):
-            if not future.done():  # not cancelled meanwhile
-                future.set_result((flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]))
+        try:
+            for i, (_, _, future) in enumerate(batch):
+                if not future.done():  # not cancelled meanwhile
+                    future.set_result((flat[3 * i], flat[3 * i + 1], flat[3 * i + 2]))
+        finally:  # a reply that does not fit leaves no request waiting
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(LimiterUnavailable("unexpected reply from Redis"))
 
     def _failed(self, exc: Exception) -> LimiterUnavailable:
         reason = _reason(exc, self.op_timeout)

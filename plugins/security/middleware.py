@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -94,10 +95,12 @@ class SecurityMiddleware:
             if decision is False:
                 self.stats.count("host")
                 return _json(400, BAD_HOST_BODY), origin
-            target = f"{scope['scheme']}://{decision}{scope.get('root_path', '')}{scope['path']}"
+            # the path as sent (percent-encoded bytes, root_path included): no CR/LF can get in
+            path = scope.get("raw_path") or quote(scope["path"]).encode("ascii")
+            target = f"{scope['scheme']}://{decision}".encode("latin-1") + path
             if scope.get("query_string"):
-                target += "?" + scope["query_string"].decode("latin-1")
-            return (301, [(b"location", target.encode("latin-1")), (b"content-length", b"0")], b""), origin
+                target += b"?" + scope["query_string"]
+            return (301, [(b"location", target), (b"content-length", b"0")], b""), origin
         if preflight is not None and origin is not None and scope["method"] == "OPTIONS":
             status, out, body = self.cors.preflight_answer(origin, preflight, requested)
             if status != 200:

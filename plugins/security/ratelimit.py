@@ -79,11 +79,12 @@ class RateLimitMiddleware:
         for identity in identities:
             try:
                 found = identity(scope)
+                name = None if found is None or found == "" else "u:" + str(found)
             except Exception:  # a plugin's bug must not become a 500 at the edge: the next one decides
                 log.exception("rate limits: a rate_limit_identity function failed; the next identity is used")
                 continue
-            if found:
-                return "u:" + found
+            if name is not None:
+                return name
         if self.identity_header:
             for name, value in scope["headers"]:
                 if name == self.identity_header and value:

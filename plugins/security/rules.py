@@ -75,8 +75,10 @@ def marked_routes(routes: Iterable[Any]) -> tuple[_Marked, ...]:
     for route in routes:
         rate = getattr(getattr(route, "endpoint", None), MARK, None)
         if rate is not None and getattr(route, "methods", None):
-            name = f"route:{getattr(route, 'name', route.path)}"
-            out.append(_Marked(frozenset(route.methods), route.path_regex, rule(name, rate)))
+            methods = set(route.methods) | ({"HEAD"} if "GET" in route.methods else set())
+            # by methods and path: two routes whose functions share a name keep their own buckets
+            name = f"route:{','.join(sorted(methods))} {route.path}"
+            out.append(_Marked(frozenset(methods), route.path_regex, rule(name, rate)))
     return tuple(out)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fastplug.config import PluginSettings
 from fastplug.plugins.security.limits import Rate
@@ -46,6 +46,15 @@ class CorsSettings(_Part):
                     f'expected origins like "https://app.example.com" or "https://*.example.com", got "{origin}"'
                 )
         return [origin.lower() for origin in value]
+
+    @model_validator(mode="after")
+    def _no_wildcard_credentials(self) -> CorsSettings:
+        if "*" in self.allow_origins and self.allow_credentials:
+            raise ValueError(
+                'allow_origins = ["*"] with allow_credentials = true means every site could read your users\' '
+                "authenticated answers: list your front ends' origins instead"
+            )
+        return self
 
     @field_validator("allow_methods")
     @classmethod
@@ -104,7 +113,11 @@ class RateLimitSettings(_Part):
     )
     routes: dict[str, str] = Field(default_factory=dict)
     default: str = Field("", description='a rate for every other route, e.g. "1000/minute" ("": none)')
-    identity_header: str = Field("", description='e.g. "x-api-key": clients sending it are limited by its value')
+    identity_header: str = Field(
+        "",
+        description='e.g. "x-api-key": clients sending it are limited by its value; only for keys a proxy in '
+        "front has verified (a client can send a new value each time)",
+    )
     fail_open: bool = Field(True, description="Redis down: allow (true) or answer 503 (false)")
     key_prefix: str = "fastplug:rl:"
     op_timeout: float = Field(0.1, gt=0, description="seconds one Redis call may take")
