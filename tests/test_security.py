@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from fastplug.config import FastplugError
 from fastplug.core.forwarded import ForwardedMiddleware
 from fastplug.plugins.security.checks import security_checks
-from fastplug.plugins.security.cors import Cors, with_vary
+from fastplug.plugins.security.cors import Cors
+from fastplug.plugins.security.headers import finished
 from fastplug.plugins.security.hosts import AllowedHosts, host_of
 from fastplug.plugins.security.settings import CorsSettings, SecuritySettings
 
@@ -277,6 +278,10 @@ def test_origin_patterns_and_vary_merging() -> None:
     assert cors.allows(b"http://localhost:8080")
     assert not cors.allows(b"https://example.com") and not cors.allows(b"https://a.example.com.evil.test")
     assert not cors.allows(b"http://a.example.com") and not cors.allows(b"http://localhost.evil.test")
+
+    def with_vary(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        return finished(headers, (), frozenset(), (), vary_origin=True)
+
     assert with_vary([(b"vary", b"Accept-Encoding")]) == [(b"vary", b"Accept-Encoding, Origin")]
     assert with_vary([(b"vary", b"origin")]) == [(b"vary", b"origin")]
     assert with_vary([]) == [(b"vary", b"Origin")]

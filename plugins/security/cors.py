@@ -10,7 +10,6 @@ entries never hold these headers: they are added for each request's own origin.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from fastplug.plugins.security.settings import CorsSettings
 
@@ -84,7 +83,7 @@ class Cors:
 
     def response_headers(self, origin: bytes | None) -> tuple[Header, ...]:
         """What an actual (not preflight) response adds for a request from ``origin``; ``Vary``
-        is merged separately (:func:`with_vary`)."""
+        is merged separately (:func:`~fastplug.plugins.security.headers.finished`)."""
         if origin is None or not self.enabled or not self.allows(origin):
             return ()
         return (self.allow_origin(origin), *self.actual)
@@ -109,16 +108,3 @@ class Cors:
         headers = [self.allow_origin(origin), *self.preflight, (b"access-control-allow-headers", allowed), *vary]
         headers.append((b"content-type", b"text/plain; charset=utf-8"))
         return 200, headers, b"OK"
-
-
-def with_vary(headers: Sequence[Header], token: bytes = b"Origin") -> list[Header]:
-    """``headers`` with ``token`` in ``Vary`` (added to an existing one, or a new field)."""
-    out = list(headers)
-    for i, (name, value) in enumerate(out):
-        if name == b"vary":
-            tokens = {t.strip().lower() for t in value.split(b",")}
-            if token.lower() not in tokens and b"*" not in tokens:
-                out[i] = (name, value + b", " + token)
-            return out
-    out.append((b"vary", token))
-    return out

@@ -33,19 +33,6 @@ def static_headers(conf: HeadersSettings, https: bool) -> tuple[Header, ...]:
     return tuple(out)
 
 
-def merged(
-    response: list[Header] | tuple[Header, ...], extra: tuple[Header, ...], names: frozenset[bytes]
-) -> list[Header]:
-    """``response``'s headers plus those of ``extra`` it does not set itself (a route's own
-    ``X-Frame-Options`` wins, as with Django's middleware)."""
-    if not extra:
-        return list(response)
-    own = {name for name, _ in response if name in names}  # ASGI header names are lower-case
-    if not own:
-        return [*response, *extra]
-    return [*response, *(h for h in extra if h[0] not in own)]
-
-
 def finished(
     response: list[Header] | tuple[Header, ...],
     extra: tuple[Header, ...],
@@ -53,8 +40,9 @@ def finished(
     added: list[Header] | tuple[Header, ...] = (),
     vary_origin: bool = False,
 ) -> list[Header]:
-    """:func:`merged`, then ``added``, and ``Origin`` in ``Vary`` when ``vary_origin``: one pass
-    over the response's headers (per response, so kept to one loop)."""
+    """``response``'s headers plus those of ``extra`` it does not set itself (a route's own
+    ``X-Frame-Options`` wins, as with Django's middleware), then ``added``, and ``Origin`` in
+    ``Vary`` when ``vary_origin``: one pass over the response's headers (per response)."""
     if not extra and not added and not vary_origin:
         return response if isinstance(response, list) else list(response)
     own: set[bytes] | None = None

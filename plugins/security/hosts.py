@@ -55,11 +55,3 @@ class AllowedHosts:
             self._seen.clear()
         self._seen[value] = decision
         return decision
-
-
-def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
-    """The first value of request header ``name`` (lower-case bytes), or None."""
-    for key, value in headers:
-        if key == name:
-            return value
-    return None

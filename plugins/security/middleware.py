@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fastplug.core import Answer
 from fastplug.plugins.security.api import HEADERS_MARK
 from fastplug.plugins.security.cors import Cors
-from fastplug.plugins.security.headers import finished, merged
+from fastplug.plugins.security.headers import finished
 from fastplug.plugins.security.hosts import AllowedHosts
 
 Header = tuple[bytes, bytes]
@@ -118,7 +118,7 @@ class SecurityMiddleware:
         refused, origin = self._refusal(scope, scope["headers"])
         if refused is not None:
             status, headers, body = refused
-            return status, merged(headers, self._extra(scope), self.names), body
+            return status, finished(headers, self._extra(scope), self.names), body
         answer = inner(scope)
         if answer is None:
             return None
@@ -155,7 +155,7 @@ class SecurityMiddleware:
             start = {
                 "type": "http.response.start",
                 "status": status,
-                "headers": merged(headers, self._extra(scope), self.names),
+                "headers": finished(headers, self._extra(scope), self.names),
             }
             await send(start)
             await send({"type": "http.response.body", "body": body if scope["method"] != "HEAD" else b""})
