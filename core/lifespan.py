@@ -91,7 +91,11 @@ def compose_lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncConte
                 raise error
             state: dict[str, Any] = dict(services)
             state["fastplug.services"] = services
-            yield state
+            runtime.serving = True
+            try:
+                yield state
+            finally:
+                runtime.serving = False
         runtime.started = []
 
     return lifespan

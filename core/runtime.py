@@ -25,6 +25,7 @@ class Runtime:
     routes: list[tuple[str, BaseRoute]] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     startup_error: str | None = None
+    serving: bool = False  # every lifespan has started and the app is serving (until shutdown)
 
     @staticmethod
     def of(app: Any) -> Runtime:

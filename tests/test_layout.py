@@ -111,6 +111,7 @@ def test_a_bare_submodule_import_fails_too() -> None:
         ("fastplug.plugins.http.api", ["HttpClient", "CLIENT"]),
         ("fastplug.plugins.products.api", ["Cents"]),
         ("fastplug.plugins.security.api", ["rate_limit", "LIMITS"]),
+        ("fastplug.plugins.profiling.api", ["LOOP", "Loop", "LoopFigures"]),
     ],
 )
 def test_public_modules_import_light_with_their_plugin_disabled(module: str, names: list[str]) -> None:
