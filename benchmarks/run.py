@@ -291,6 +291,21 @@ ISSUE14_TARGETS = (
 TARGETS.update({t.name: t for t in ISSUE14_TARGETS})
 OPT_IN_TARGETS.update(t.name for t in ISSUE14_TARGETS)
 
+# issue 16: the full stack with the profiling plugin as production runs it (loop lag and the
+# watchdog, slow requests on the metrics plugin's hook; no on-demand profiles)
+ISSUE16_TARGETS = (
+    fastplug(
+        "hprof",
+        "hfull + profiling (loop lag, blocking watchdog, slow-request log; on_demand off)",
+        [*HOT_FULL, "profiling"],
+        HOT_FULL_EXTRA
+        + HOT_CACHE
+        + "[default.profiling]\nloop_lag = true\nslow_request_ms = 1000\non_demand = false\n",
+    ),
+)
+TARGETS.update({t.name: t for t in ISSUE16_TARGETS})
+OPT_IN_TARGETS.update(t.name for t in ISSUE16_TARGETS)
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
@@ -704,6 +719,15 @@ for _scenario in (
         "hfull",
     ),
     Scenario(
+        "hello_prof",
+        "GET /hello with and without the profiling plugin",
+        "/hello",
+        (),
+        HOT.dumps(HOT.HELLO),
+        ("hfull", "hprof"),
+        "hfull",
+    ),
+    Scenario(
         "hit_sec",
         "GET /cached/users/{id}: cache hits over 10,000 warmed ids, with and without the security plugin",
         "/cached/users/%d",
@@ -756,6 +780,7 @@ COMPARISONS = (
     ("miss", "hfull", "onerow:hfull", 0.95),
     ("miss", "hfullr", "onerow:hfull", 0.95),
     # issue 14: the security plugin costs at most 5%
+    ("hello_prof", "hprof", "hfull", 0.97),
     ("hello_sec", "hsec", "hfull", 0.95),
     ("hello_sec", "hsecr", "hfullr", 0.95),
     ("hit_sec", "hsec", "hfull", 0.95),

@@ -166,6 +166,14 @@ def test_a_new_user_makes_a_project_serves_it_tests_it_and_adds_plugins(
     text = text.replace('"myproj", "blog"]', '"myproj", "blog", "gadget"]')
     # a rate limit, as the README shows it
     settings.write_text(text + '\n[default.security.rate_limits.routes]\n"GET /blog/*" = "2/minute"\n')
+    # a mistake the profiling plugin finds: a blocking call in an async route
+    routes = project / "myproj" / "routes.py"
+    stuck = (
+        '    @router.get("/stuck")\n    async def stuck() -> dict[str, str]:\n        import time\n\n'
+        "        time.sleep(0.3)  # blocks the event loop\n        return {}\n\n    return router\n"
+    )
+    routes.write_text(routes.read_text().replace("    return router\n", stuck))
+    stuck_line = routes.read_text().splitlines().index("        time.sleep(0.3)  # blocks the event loop") + 1
 
     proc, base = serve(venv, project, serving)
     assert httpx.get(f"{base}/blog/hello").json() == {"message": "Hello from blog"}
@@ -174,7 +182,16 @@ def test_a_new_user_makes_a_project_serves_it_tests_it_and_adds_plugins(
     assert limited.status_code == 429 and limited.headers["retry-after"] == "30"
     assert httpx.get(f"{base}/gadget/hello").json() == {"message": "Hello from gadget"}
     assert httpx.get(f"{base}/health/ready").status_code == 200
-    stop_ok(proc)
+    # on-demand profiles in development (loopback), as the README shows them
+    page = httpx.get(f"{base}/gadget/hello?_profile", timeout=30)
+    assert page.headers["content-type"].startswith("text/html") and page.headers["x-profiled-status"] == "200"
+    assert httpx.get(f"{base}/myproj/stuck", timeout=10).status_code == 200
+    code, err = stop(proc)
+    assert code == 0, err
+    assert "event loop blocked for" in err and "by GET /myproj/stuck;" in err, err
+    assert f'routes.py", line {stuck_line}, in stuck' in err, err
+    profiled = run([venv.python, "manage.py", "profile", "GET", "/myproj/hello", "-n", "50"], project, env).stdout
+    assert profiled.startswith("GET /myproj/hello: 50 requests (200 x50)"), profiled
 
     listed = run([venv.python, "manage.py", "plugins", "--json"], project, env).stdout
     assert '"source": "local blog"' in listed

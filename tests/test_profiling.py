@@ -218,17 +218,43 @@ def test_profiles_are_for_the_operator_only(make: Make) -> None:
 # manage.py profile and check
 
 
-def test_manage_py_profile_prints_where_the_time_went(fastplug_settings_file: Path, sqlite_url: str) -> None:
-    fastplug_settings_file.write_text(
-        '[default]\nplugins = ["health", "metrics", "profiling"]\n[default.profiling]\nloop_lag = true\n'
-    )
-    result = CliRunner().invoke(
-        cli, ["--settings", str(fastplug_settings_file), "profile", "GET", "/health/live", "-n", "400"]
-    )
+WORKY = """
+from fastapi import APIRouter
+from fastplug.core import PluginInfo, hookimpl
+
+router = APIRouter()
+
+
+def crunch() -> int:
+    return sum(i * i for i in range(100_000))
+
+
+@router.get("/crunch")
+async def crunch_route() -> dict[str, int]:
+    return {"total": crunch()}
+
+
+@hookimpl
+def plugin_info() -> PluginInfo:
+    return PluginInfo(name="worky")
+
+
+@hookimpl
+def register_routers(settings):
+    return [router]
+"""
+
+
+def test_manage_py_profile_prints_where_the_time_went(fastplug_settings_file: Path) -> None:
+    (fastplug_settings_file.parent / "worky.py").write_text(WORKY)  # a local plugin beside the settings
+    fastplug_settings_file.write_text('[default]\nplugins = ["health", "metrics", "profiling", "worky"]\n')
+    args = ["--settings", str(fastplug_settings_file), "profile", "GET", "/crunch", "-n", "10"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     first, *_ = result.output.splitlines()
-    assert re.fullmatch(r"GET /health/live: 400 requests \(200 x400\); mean [\d.]+ ms, slowest [\d.]+ ms", first)
-    assert "health/routes.py" in result.output  # the handler is in the call tree
+    assert re.fullmatch(r"GET /crunch: 10 requests \(200 x10\); mean [\d.]+ ms, slowest [\d.]+ ms", first)
+    assert re.search(r"crunch_route +\S*worky\.py:\d+", result.output)  # the handler in the call tree
+    assert re.search(r"crunch +\S*worky\.py:\d+", result.output)
 
 
 def test_check_warns_on_profiles_in_production_without_a_token(fastplug_settings_file: Path) -> None:
