@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, WebSocket
 from sqlalchemy import text
 
 from fastplug.core import PluginInfo, hookimpl
@@ -51,6 +51,12 @@ async def block_sync_db() -> dict[str, int]:
 async def awaits() -> dict[str, str]:
     await asyncio.sleep(BLOCK)
     return {"ok": "awaited"}
+
+
+@router.websocket("/ws")  # a router with a websocket is kept whole by FastAPI: routes found through it
+async def ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.close()
 
 
 @router.get("/fast")

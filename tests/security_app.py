@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Response, WebSocket
 
 from fastplug.core import PluginInfo, hookimpl
 from fastplug.plugins.cache.api import cached
@@ -15,6 +15,13 @@ from fastplug.plugins.security.api import no_security_headers, rate_limit
 
 calls: Counter[str] = Counter()
 router = APIRouter()
+
+
+@router.websocket("/ws")
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text(await websocket.receive_text())
+    await websocket.close()
 
 
 @router.get("/limited")

@@ -443,3 +443,39 @@ async def test_a_miss_offered_to_the_protocol_takes_no_cell(make: Callable[..., 
 def _headers(raw: bytes) -> set[bytes]:
     head = raw.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
     return {line.partition(b":")[0] for line in head} - {b"date", b"content-length"}
+
+
+# WebSocket handshakes
+
+
+@pytest.mark.parametrize(
+    ("headers", "accepted"),
+    [
+        ({}, True),  # not a browser: no Origin
+        ({"origin": "http://localhost"}, True),  # the page of this host
+        ({"origin": "https://app.example.com"}, True),  # an allowed CORS origin
+        ({"origin": "https://evil.example"}, False),  # another site's page, with the user's cookies
+        ({"origin": "https://localhost"}, False),  # another scheme is another origin
+        ({"host": "evil.example"}, False),
+    ],
+)
+def test_a_websocket_handshake_is_checked_for_host_and_origin(
+    client: TestClient, headers: dict[str, str], accepted: bool
+) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    if accepted:
+        with client.websocket_connect("/ws", headers=headers) as ws:
+            ws.send_text("hi")
+            assert ws.receive_text() == "hi"
+        return
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws", headers=headers):
+        pass
+    assert refused.value.code == 1008
+
+
+def test_the_websocket_origin_check_can_be_turned_off(make: Callable[..., FastAPI]) -> None:
+    client = TestClient(make(websocket_same_origin=False), base_url="http://localhost")
+    with client, client.websocket_connect("/ws", headers={"origin": "https://evil.example"}) as ws:
+        ws.send_text("hi")
+        assert ws.receive_text() == "hi"

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
+from fastplug.core import iter_routes
+
 NO_ROUTE = ("", "(none)")
 """``(method, route)`` of a stall outside any request (startup, a background task)."""
 UNMATCHED = "(unmatched)"
@@ -89,13 +91,13 @@ class StackReader:
         excluded = tuple(os.path.realpath(e).rstrip(os.sep) + os.sep for e in exclude)
         self.endpoints: dict[CodeType, tuple[str, str]] = {}
         app_dirs: set[str] = {os.path.realpath(os.getcwd()) + os.sep}
-        for route in routes:
-            code = _endpoint_code(getattr(route, "endpoint", None))
-            path = getattr(route, "path_format", None) or getattr(route, "path", None)
-            if code is None or path is None:
+        for row in iter_routes(list(routes)):  # included routers expanded, paths with their prefix
+            code = _endpoint_code(getattr(row.original, "endpoint", None))
+            path = row.path
+            if code is None or not path:
                 continue
-            methods = sorted(m for m in (getattr(route, "methods", None) or ()) if m != "HEAD")
-            method = methods[0] if len(methods) == 1 else "|".join(methods)
+            methods = [m for m in row.methods if m != "HEAD"]
+            method = (methods[0] if len(methods) == 1 else "|".join(methods)) if methods else "WS"
             # a function serving two routes is named by the scope a frame holds instead
             self.endpoints[code] = ("", "") if code in self.endpoints else (method, path)
             app_dirs.add(os.path.dirname(os.path.realpath(code.co_filename)) + os.sep)

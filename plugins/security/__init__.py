@@ -68,6 +68,7 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
         "https": static_headers(conf.headers, https=True),
         "exclude_paths": tuple(conf.headers.exclude_paths),
         "stats": stats,
+        "websocket_same_origin": conf.websocket_same_origin,
     }
     specs = [MiddlewareSpec("security", SecurityMiddleware, options, priority=PRIORITY, edge=True)]
     limits = conf.rate_limits

@@ -57,8 +57,10 @@ class SecurityMiddleware:
         https: tuple[Header, ...],
         exclude_paths: tuple[str, ...] = (),
         stats: SecurityStats | None = None,
+        websocket_same_origin: bool = True,
     ) -> None:
         self.app = app
+        self.websocket_same_origin = websocket_same_origin
         self.hosts = hosts
         self.cors = cors
         self.plain, self.https = plain, https
@@ -143,9 +145,10 @@ class SecurityMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http":
-            if kind == "websocket" and self.hosts.decide(_host(scope["headers"])) is not True:
-                self.stats.count("host")
-                await send({"type": "websocket.close", "code": 1008})
+            refused = self._websocket_refusal(scope) if kind == "websocket" else None
+            if refused is not None:
+                self.stats.count(refused)
+                await send({"type": "websocket.close", "code": 1008})  # before accept: uvicorn answers 403
                 return
             await self.app(scope, receive, send)
             return
@@ -168,9 +171,25 @@ class SecurityMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
+    def _websocket_refusal(self, scope: Scope) -> str | None:
+        """``"host"`` or ``"cors"`` when a WebSocket handshake is refused, else None.
 
-def _host(headers: list[Header]) -> bytes | None:
-    for name, value in headers:
-        if name == b"host":
-            return value
-    return None
+        The host as for HTTP (one ``Host``, an allowed one). A browser always sends ``Origin``
+        on a handshake and sends the user's cookies whichever page opened it, so an ``Origin``
+        that is neither this host (same scheme family) nor an allowed CORS origin is refused;
+        clients that are not browsers send none and are not affected."""
+        host = origin = None
+        hosts = 0
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host, hosts = value, hosts + 1
+            elif name == b"origin":
+                origin = value
+        if hosts > 1 or self.hosts.decide(host) is not True:
+            return "host"
+        if origin is None or not self.websocket_same_origin:
+            return None
+        own = (b"https://" if scope.get("scheme") == "wss" else b"http://") + (host or b"").lower()
+        if origin.lower() == own or (self.cors.enabled and self.cors.allows(origin)):
+            return None
+        return "cors"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.routing import compile_path
+
+from fastplug.core import iter_routes
 from fastplug.plugins.security.api import MARK
 from fastplug.plugins.security.limits import Rate, policy_header
 
@@ -59,26 +62,31 @@ def patterns_of(routes: Mapping[str, str]) -> tuple[_Pattern, ...]:
     return tuple(out)
 
 
+def _http_routes(routes: Iterable[Any]) -> Iterator[tuple[frozenset[str], str, re.Pattern[str], Any]]:
+    """``(methods, path template, path regex, route)`` of each HTTP route, included routers
+    expanded (FastAPI keeps a router with websockets or mounts as one wrapper route), the path
+    as served (with its router's prefix)."""
+    for row in iter_routes(list(routes)):
+        if row.methods:
+            yield frozenset(row.methods), row.path, compile_path(row.path)[0], row.original
+
+
 def plain_routes(routes: Iterable[Any]) -> tuple[tuple[frozenset[str], re.Pattern[str], Any], ...]:
     """The app's HTTP routes as ``(methods, path regex, route)``, in declaration order: the route
     a refused request is labelled with in metrics, as routing would have found it."""
-    return tuple(
-        (frozenset(route.methods), route.path_regex, route)
-        for route in routes
-        if getattr(route, "methods", None) and getattr(route, "path_regex", None) is not None
-    )
+    return tuple((methods, regex, route) for methods, _, regex, route in _http_routes(routes))
 
 
 def marked_routes(routes: Iterable[Any]) -> tuple[_Marked, ...]:
     """The app's routes whose endpoint carries ``@rate_limit``, in declaration order."""
     out = []
-    for route in routes:
+    for route_methods, path, regex, route in _http_routes(routes):
         rate = getattr(getattr(route, "endpoint", None), MARK, None)
-        if rate is not None and getattr(route, "methods", None):
-            methods = set(route.methods) | ({"HEAD"} if "GET" in route.methods else set())
+        if rate is not None:
+            methods = set(route_methods) | ({"HEAD"} if "GET" in route_methods else set())
             # by methods and path: two routes whose functions share a name keep their own buckets
-            name = f"route:{','.join(sorted(methods))} {route.path}"
-            out.append(_Marked(frozenset(methods), route.path_regex, rule(name, rate)))
+            name = f"route:{','.join(sorted(methods))} {path}"
+            out.append(_Marked(frozenset(methods), regex, rule(name, rate)))
     return tuple(out)
 
 

@@ -160,6 +160,11 @@ class SecuritySettings(PluginSettings):
     www_redirect: bool = Field(
         False, description="redirect (301) example.com to www.example.com when only the www name is allowed"
     )
+    websocket_same_origin: bool = Field(
+        True,
+        description="refuse (403) a WebSocket handshake whose Origin is neither this host nor an allowed "
+        "[security.cors] origin: a browser sends the user's cookies with it (cross-site WebSocket hijacking)",
+    )
     cors: CorsSettings = Field(default_factory=CorsSettings)
     headers: HeadersSettings = Field(default_factory=HeadersSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
