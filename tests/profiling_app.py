@@ -9,10 +9,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, FastAPI, WebSocket
 from sqlalchemy import text
 
-from fastplug.core import PluginInfo, hookimpl
+from fastplug.core import MiddlewareSpec, PluginInfo, hookimpl
 from fastplug.plugins.db.api import DbSession
 
 router = APIRouter()
@@ -45,6 +45,37 @@ async def block_sync_db() -> dict[str, int]:
         query = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE running()) SELECT count(*) FROM n"
         (count,) = conn.execute(query).fetchone()  # line: SYNCDB
     return {"rows": count}
+
+
+@router.get("/calls-sleep")
+async def calls_sleep() -> dict[str, str]:
+    return await block_sleep()  # another route's function: this route is still the one blamed
+
+
+@router.get("/mw-block/{n}")
+async def mw_block(n: int) -> dict[str, int]:
+    return {"n": n}
+
+
+class BlockingMiddleware:
+    """Blocks the loop before routing, for ``/mw-block/...`` requests."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/mw-block/"):
+            time.sleep(BLOCK)  # noqa: ASYNC251  line: MIDDLEWARE
+        await self.app(scope, receive, send)
+
+
+sub = FastAPI()
+
+
+@sub.get("/block")
+async def sub_block() -> dict[str, str]:
+    time.sleep(BLOCK)  # noqa: ASYNC251  line: SUB
+    return {"ok": "sub"}
 
 
 @router.get("/await")
@@ -97,3 +128,13 @@ def plugin_info() -> PluginInfo:
 @hookimpl
 def register_routers(settings: Any) -> Sequence[APIRouter]:
     return [router]
+
+
+@hookimpl
+def register_middleware(settings: Any) -> Sequence[MiddlewareSpec]:
+    return [MiddlewareSpec("watched.blocking", BlockingMiddleware)]
+
+
+@hookimpl
+def app_created(app: FastAPI, settings: Any) -> None:
+    app.mount("/sub", sub)

@@ -86,15 +86,18 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("path", "marker", "function"),
+    ("path", "route", "marker", "function"),
     [
-        ("/block/sleep", "SLEEP", "block_sleep"),
-        ("/block/cpu", "SPIN", "_spin"),
-        ("/block/sync-db", "SYNCDB", "block_sync_db"),
+        ("/block/sleep", "/block/sleep", "SLEEP", "block_sleep"),
+        ("/block/cpu", "/block/cpu", "SPIN", "_spin"),
+        ("/block/sync-db", "/block/sync-db", "SYNCDB", "block_sync_db"),
+        ("/calls-sleep", "/calls-sleep", "SLEEP", "block_sleep"),  # the request's route, not the function's
+        ("/mw-block/7", "/mw-block/{n}", "MIDDLEWARE", "__call__"),  # blocked before routing
+        ("/sub/block", "/sub/block", "SUB", "sub_block"),  # a mounted application's route
     ],
 )
 def test_a_route_that_blocks_the_loop_is_named_with_its_file_and_line(
-    server: LiveServer, caplog: pytest.LogCaptureFixture, path: str, marker: str, function: str
+    server: LiveServer, caplog: pytest.LogCaptureFixture, path: str, route: str, marker: str, function: str
 ) -> None:
     caplog.set_level(logging.WARNING, "fastplug.profiling")
     waited = _blocked_while_fast_waits(server, path)
@@ -103,12 +106,12 @@ def test_a_route_that_blocks_the_loop_is_named_with_its_file_and_line(
     while not _warnings(caplog) and time.monotonic() < deadline:
         time.sleep(0.02)
     (warning,) = _warnings(caplog)
-    assert f"by GET {path};" in warning
+    assert f"by GET {route};" in warning
     assert f'File "{APP_FILE}", line {profiling_app.line_of(marker)}, in {function}' in warning
     assert "starlette" not in warning and "uvicorn" not in warning  # only the app's own frames
-    blocked = _series(_scrape(server), "event_loop_blocked_seconds_total", method="GET", route=path)
+    blocked = _series(_scrape(server), "event_loop_blocked_seconds_total", method="GET", route=route)
     assert blocked is not None and blocked >= 0.2
-    assert _series(_scrape(server), "event_loop_blocks_total", method="GET", route=path) == 1.0
+    assert _series(_scrape(server), "event_loop_blocks_total", method="GET", route=route) == 1.0
 
 
 @pytest.mark.slow
@@ -156,10 +159,10 @@ def test_slow_requests_are_logged_without_the_metrics_plugin_too(make: Make, cap
     caplog.set_level(logging.WARNING, "fastplug.profiling")
     app = make(plugins=["health", "db", "profiling", "watched"], slow_request_ms=200)
     with LiveServer(app) as live:
-        assert httpx.get(live.url + "/await", timeout=10).status_code == 200
+        assert httpx.get(live.url + "/slow-db", timeout=10).status_code == 200
         assert httpx.get(live.url + "/fast", timeout=10).status_code == 200
     (line,) = [m for m in _warnings(caplog) if m.startswith("slow request")]
-    assert re.fullmatch(r"slow request: GET /await -> 200 in \d+ ms", line), line
+    assert re.fullmatch(r"slow request: GET /slow-db -> 200 in \d+ ms, 1 SQL statements", line), line
 
 
 def test_slow_requests_are_sampled() -> None:
@@ -171,6 +174,33 @@ def test_slow_requests_are_sampled() -> None:
 
 
 # on-demand profiles
+
+
+def test_the_profile_flag_is_taken_off_the_query_and_nothing_else_changes() -> None:
+    from fastplug.plugins.profiling.on_demand import _without_flag, wanted
+
+    query = b"a=%FF&b=%C3%A9&c&_profile=speedscope&d=1+2"
+    scope = {"type": "http", "query_string": query, "headers": []}
+    assert wanted(scope) == "speedscope"
+    assert _without_flag(scope)["query_string"] == b"a=%FF&b=%C3%A9&c&d=1+2"
+    assert wanted({"query_string": b"x=_profile", "headers": []}) is None  # a value, not the flag
+
+
+def test_a_single_module_plugin_in_site_packages_does_not_make_libraries_app_code(tmp_path: Path) -> None:
+    import sysconfig
+    import types
+
+    import starlette.routing
+
+    from fastplug.plugins.profiling.stacks import StackReader
+
+    site = sysconfig.get_paths()["purelib"]
+    module = types.ModuleType("single_plugin")
+    module.__file__ = f"{site}/single_plugin.py"
+    reader = StackReader([], [module, profiling_app])
+    assert reader.is_app_file(f"{site}/single_plugin.py")
+    assert not reader.is_app_file(starlette.routing.__file__)
+    assert reader.is_app_file(APP_FILE)
 
 
 @pytest.mark.slow
@@ -260,6 +290,15 @@ def test_manage_py_profile_prints_where_the_time_went(fastplug_settings_file: Pa
 def test_check_warns_on_profiles_in_production_without_a_token(fastplug_settings_file: Path) -> None:
     fastplug_settings_file.write_text(
         '[default]\nplugins = ["health", "metrics", "profiling"]\n[production.profiling]\non_demand = true\n'
+    )
+    result = CliRunner().invoke(cli, ["--settings", str(fastplug_settings_file), "--env", "production", "check"])
+    assert "profiling.W001" in result.output
+
+
+def test_with_the_metrics_plugin_its_token_is_what_guards_profiles(fastplug_settings_file: Path) -> None:
+    fastplug_settings_file.write_text(
+        '[default]\nplugins = ["health", "metrics", "profiling"]\n'
+        '[production.profiling]\non_demand = true\nallow = ["10.0.0.0/8"]\n'  # not read: metrics decides
     )
     result = CliRunner().invoke(cli, ["--settings", str(fastplug_settings_file), "--env", "production", "check"])
     assert "profiling.W001" in result.output

@@ -79,11 +79,16 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
     if conf.slow_request_ms and "metrics" not in settings.plugins:
         from fastplug.plugins.profiling.slow import SlowRequestMiddleware
 
+        queries_key = None
+        if "db" in settings.plugins:
+            from fastplug.plugins.db.api import QUERIES
+
+            queries_key = QUERIES
         specs.append(
             MiddlewareSpec(
                 "profiling.slow_requests",
                 SlowRequestMiddleware,
-                {"slow": _slow(conf, None)},
+                {"slow": _slow(conf, None), "queries_key": queries_key},
                 priority=SLOW_PRIORITY,
                 edge=True,
             )

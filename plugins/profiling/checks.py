@@ -27,8 +27,10 @@ def profiling_checks(conf: ProfilingSettings, settings: Settings) -> list[CheckM
             )
         )
     if conf.on_demand and settings.env != "development":
-        metrics_token = "metrics" in settings.plugins and _has_metrics_token(settings)
-        if not metrics_token and conf.allow is None:
+        metrics = "metrics" in settings.plugins
+        # with the metrics plugin on, its rule decides (and [profiling] allow is not read)
+        guarded = _has_metrics_token(settings) if metrics else conf.allow is not None
+        if not guarded:
             out.append(
                 CheckWarning(
                     f"[profiling] on_demand = true in {settings.env} with no [metrics] token: profiles are "

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from time import perf_counter
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import click
 
@@ -85,6 +85,8 @@ async def _run(
 
     app = build_app(settings, plugins)
     url = urlsplit(target)
+    raw_path = quote(url.path, safe="/%!$&'()*+,;=:@-._~")  # as a client would send it: percent-encoded
+    query = quote(url.query, safe="/%!$&'()*+,;=:@-._~?")
     if not any(name == b"host" for name, _ in headers):
         headers = [(b"host", b"localhost"), *headers]
     if body:
@@ -98,9 +100,9 @@ async def _run(
             "http_version": "1.1",
             "method": method,
             "scheme": "http",
-            "path": url.path,
-            "raw_path": url.path.encode("latin-1"),
-            "query_string": url.query.encode("latin-1"),
+            "path": unquote(raw_path),  # as uvicorn gives it: decoded
+            "raw_path": raw_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
             "root_path": "",
             "headers": headers,
             "client": ("127.0.0.1", 40000),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any
 
-from fastplug.plugins.profiling.stacks import StackReader, Stall
+from fastplug.plugins.profiling.stacks import Snapshot, StackReader, Stall
 
 log = logging.getLogger("fastplug.profiling")
 NOT_SERVING = "(not serving)"
@@ -107,7 +107,7 @@ class LoopMonitor:
         self._loop_thread = 0
         self._beat = 0.0  # monotonic time of the last tick (read by the watchdog)
         self._due = 0.0  # when the next tick should run
-        self._capture: tuple[float, Stall] | None = None  # (beat it was taken after, what it shows)
+        self._capture: tuple[float, Snapshot] | None = None  # (beat it was taken after, what it shows)
         self._logged: dict[str, float] = {}  # label -> when last warned
         self._quiet: dict[str, int] = {}  # label -> blocks not warned about since
 
@@ -156,7 +156,8 @@ class LoopMonitor:
         if lag > self.threshold:
             capture = self._capture
             self._capture = None
-            self._blocked(lag, capture[1] if capture is not None and capture[0] == before else None)
+            snap = capture[1] if capture is not None and capture[0] == before else None
+            self._blocked(lag, self.reader.stall(snap) if snap is not None else None)
 
     def _blocked(self, lag: float, stall: Stall | None) -> None:
         figures = self.figures
@@ -177,8 +178,10 @@ class LoopMonitor:
             self._quiet[label] = self._quiet.get(label, 0) + 1
             return
         self._logged[label] = now
-        if len(self._logged) > 1000:  # labels are routes; keep the memo bounded anyway
-            self._logged = {label: now}
+        if len(self._logged) > 1000:  # labels are routes (bounded); forget the old ones
+            cutoff = now - self.log_interval
+            self._logged = {k: t for k, t in self._logged.items() if t >= cutoff}
+            self._quiet = {k: n for k, n in self._quiet.items() if k in self._logged}
         quiet = self._quiet.pop(label, 0)
         more = f" ({quiet} more blocks since the last warning)" if quiet else ""
         if route == NOT_SERVING:
@@ -211,10 +214,11 @@ class LoopMonitor:
             if frame is None:
                 continue
             try:
-                stall = self.reader.read(frame)
+                snap = self.reader.snapshot(frame)
             except Exception:  # never let the watchdog die
                 log.debug("profiling: reading the loop's stack failed", exc_info=True)
                 continue
             finally:
                 del frame
-            self._capture = (beat, stall)
+            if self._beat == beat:  # still the same stall: the loop has not run since
+                self._capture = (beat, snap)

@@ -7,7 +7,8 @@ concurrent requests are not in it, time spent awaiting shows as ``[await]``). Th
 ``_profile`` parameter is taken off the query first, so the route sees (and the cache keys)
 the request as it would be without it. The answer is then the profile (``200``, the route's
 own status in ``X-Profiled-Status``, ``Cache-Control: no-store``), or, with ``profile_dir``
-set, the route's own answer with ``X-Profile-File`` naming the files written there.
+set, the route's own answer with ``X-Profile-File: <stem>`` naming the files written there
+(``<stem>.html`` and ``<stem>.speedscope.json``, written off the event loop after the answer).
 
 Who may ask: the metrics plugin's operator rule (``[metrics] allow`` and ``token``) when
 that plugin runs, else ``[profiling] allow`` (loopback by default); others get 401/403.
@@ -15,6 +16,7 @@ that plugin runs, else ``[profiling] allow`` (loopback by default); others get 4
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,28 +38,45 @@ _QUERY_BYTES = QUERY.encode()
 _SLUG = re.compile(r"[^A-Za-z0-9]+")
 
 
+def _flag(query: bytes) -> bytes | None:
+    """The raw value of the ``_profile`` parameter (``b""`` when it has none), or None."""
+    for item in query.split(b"&"):
+        name, _, value = item.partition(b"=")
+        if unquote_to_bytes(name.replace(b"+", b" ")) == _QUERY_BYTES:
+            return unquote_to_bytes(value.replace(b"+", b" "))
+    return None
+
+
+def _format(value: bytes) -> str:
+    text = value.decode("latin-1").strip().lower() or "html"
+    return text if text in FORMATS else ("html" if text in ("1", "true") else "")
+
+
 def wanted(scope: Scope) -> str | None:
     """The profile format a request asks for (``"html"``/``"speedscope"``), ``""`` for an
     unknown one, or None when it asks for none."""
     query = scope.get("query_string", b"")
     if _QUERY_BYTES in query:
-        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            if name == QUERY:
-                value = value.lower() or "html"
-                return value if value in FORMATS else ("html" if value in ("1", "true") else "")
+        value = _flag(query)
+        if value is not None:
+            return _format(value)
     for name, value in scope.get("headers", ()):
         if name == HEADER:
-            text = value.decode("latin-1").strip().lower() or "html"
-            return text if text in FORMATS else ("html" if text in ("1", "true") else "")
+            return _format(value)
     return None
 
 
 def _without_flag(scope: Scope) -> Scope:
+    """``scope`` without the ``_profile`` parameter; every other byte of the query as it came."""
     query = scope.get("query_string", b"")
     if _QUERY_BYTES not in query:
         return scope
-    kept = [(n, v) for n, v in parse_qsl(query.decode("latin-1"), keep_blank_values=True) if n != QUERY]
-    return {**scope, "query_string": urlencode(kept).encode("latin-1")}
+    kept = [
+        item
+        for item in query.split(b"&")
+        if unquote_to_bytes(item.partition(b"=")[0].replace(b"+", b" ")) != _QUERY_BYTES
+    ]
+    return {**scope, "query_string": b"&".join(kept)}
 
 
 def _reply(status: int, body: bytes, content_type: bytes, extra: list[tuple[bytes, bytes]]) -> list[Message]:
@@ -140,13 +159,18 @@ class OnDemandProfiler:
             await send(message)
 
         profiler = Profiler(interval=self.interval, async_mode="enabled")
-        profiler.start()
+        try:
+            profiler.start()
+        except RuntimeError as exc:  # this context is profiled already (manage.py profile, pyinstrument)
+            log.warning("profiling: %s %s not profiled on demand: %s", scope["method"], scope["path"], exc)
+            await self.app(scope, receive, send)
+            return
         try:
             await self.app(scope, receive, keep if stem is None else tagged)
         finally:
             profiler.stop()
             if stem is not None:
-                self._store(profiler, stem)
+                await asyncio.to_thread(self._store, profiler, stem)  # a slow disk is not the route's block
         if stem is not None:
             return
         extra = [(b"x-profiled-status", str(status[0]).encode())]

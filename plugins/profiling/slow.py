@@ -56,8 +56,9 @@ class SlowRequests:
             if elapsed > self.threshold:
                 self.observe(method, route, status, elapsed)
 
-    def observe(self, method: str, route: str, status: int, elapsed: float) -> None:
-        """One request that took ``elapsed`` seconds (already known to be slow)."""
+    def observe(self, method: str, route: str, status: int, elapsed: float, count: int | None = None) -> None:
+        """One request that took ``elapsed`` seconds (already known to be slow), ``count`` SQL
+        statements (None: ask ``queries``)."""
         self.seen += 1
         if self.sample_rate < 1.0 and self._random() >= self.sample_rate:
             return
@@ -67,7 +68,8 @@ class SlowRequests:
         if self._in_window >= self.per_second:
             return
         self._in_window += 1
-        count = self.queries() if self.queries is not None else None
+        if count is None and self.queries is not None:
+            count = self.queries()
         log.warning(
             "slow request: %s %s -> %d in %.0f ms%s",
             method,
@@ -81,9 +83,10 @@ class SlowRequests:
 class SlowRequestMiddleware:
     """Pure ASGI: times each HTTP request for :class:`SlowRequests` (when metrics is off)."""
 
-    def __init__(self, app: ASGIApp, slow: SlowRequests) -> None:
+    def __init__(self, app: ASGIApp, slow: SlowRequests, queries_key: str | None = None) -> None:
         self.app = app
         self.slow = slow
+        self.queries_key = queries_key  # the db plugin's statement counter, in the lifespan state
         self._inner_now: Callable[[Scope], Any] | None = getattr(app, "answer_now", None)
 
     def answer_now(self, scope: Scope) -> Any:
@@ -97,6 +100,10 @@ class SlowRequestMiddleware:
             return
         began = perf_counter()
         status = [500]
+        root_path = scope.get("root_path", "")
+        counter = scope.get("state", {}).get(self.queries_key) if self.queries_key else None
+        if counter is not None:
+            counter.start()  # the innermost counting of this request's context is read at the end
 
         def send_observed(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
@@ -108,6 +115,9 @@ class SlowRequestMiddleware:
         finally:
             elapsed = perf_counter() - began
             if elapsed > self.slow.threshold:
-                route = scope.get("route")
-                path = getattr(route, "path_format", None) or getattr(route, "path", None) or UNMATCHED
-                self.slow.observe(scope["method"], path, status[0], elapsed)
+                route = scope.get("route")  # routing updated this scope: a mount's part is in root_path
+                path = getattr(route, "path_format", None) or getattr(route, "path", None)
+                mount = scope.get("root_path", "")[len(scope.get("app_root_path", root_path)) :]
+                label = mount + path if path is not None else UNMATCHED
+                count = counter.current() if counter is not None else None
+                self.slow.observe(scope["method"], label, status[0], elapsed, count)
