@@ -292,6 +292,24 @@ def test_origin_patterns_and_vary_merging() -> None:
 # rate limits
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "shared"),
+    [
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", True),  # one /64: one client
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),  # the next /64: another
+        ("::ffff:192.0.2.7", "192.0.2.7", True),  # an IPv4-mapped address is that IPv4 client
+        ("192.0.2.7", "192.0.2.8", False),
+    ],
+)
+def test_ipv6_clients_are_limited_per_network(client: TestClient, first: str, second: str, shared: bool) -> None:
+    one = TestClient(client.app, base_url="http://localhost", client=(first, 5000))
+    other = TestClient(client.app, base_url="http://localhost", client=(second, 5000))
+    for each in (one, other):
+        each.app_state.update(client.app_state)  # the started app's services (its limits)
+    assert [one.get("/limited").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert other.get("/limited").status_code == (429 if shared else 200)
+
+
 def test_a_decorated_route_allows_its_rate_then_429_with_retry_after(client: TestClient) -> None:
     answers = [client.get("/limited") for _ in range(4)]
     assert [a.status_code for a in answers] == [200, 200, 200, 429]

@@ -76,7 +76,12 @@ def register_middleware(settings: Settings) -> Sequence[MiddlewareSpec]:
         from fastplug.plugins.security.ratelimit import RateLimitMiddleware
 
         exempt = AccessRule.build(limits.exempt) if limits.exempt else None
-        rl_options = {"identity_header": limits.identity_header, "exempt": exempt, "stats": stats}
+        rl_options = {
+            "identity_header": limits.identity_header,
+            "exempt": exempt,
+            "stats": stats,
+            "ipv6_prefix": limits.ipv6_prefix,
+        }
         specs.append(
             MiddlewareSpec(
                 "security.rate_limits", RateLimitMiddleware, rl_options, priority=RATE_LIMIT_PRIORITY, edge=True

@@ -10,6 +10,7 @@ the cache) runs. Redis down: allowed without headers (``fail_open``), or 503 + R
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,8 +66,11 @@ class RateLimitMiddleware:
         identity_header: str = "",
         exempt: AccessRule | None = None,
         stats: SecurityStats | None = None,
+        ipv6_prefix: int = 64,
     ) -> None:
         self.app = app
+        self.ipv6_prefix = ipv6_prefix
+        self._networks: dict[str, str] = {}  # IPv6 address -> its network's bucket name
         self.identity_header = identity_header.encode()
         self.exempt = exempt
         self.stats = stats or SecurityStats()
@@ -101,7 +105,27 @@ class RateLimitMiddleware:
                 self._exempt_memo[address] = exempt
             if exempt:
                 return None
+        if ":" in address:  # IPv6: a host is given a /64 (or more), each address of it is the same client
+            return self._network(address)
         return "a:" + address
+
+    def _network(self, address: str) -> str:
+        known = self._networks.get(address)
+        if known is None:
+            try:
+                ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+            except ValueError:
+                return "a:" + address
+            mapped = ip.ipv4_mapped
+            if mapped is not None:
+                known = "a:" + str(mapped)
+            else:
+                network = ipaddress.IPv6Network((ip, self.ipv6_prefix), strict=False)
+                known = f"a:{network.network_address}/{self.ipv6_prefix}"
+            if len(self._networks) >= 4096:
+                self._networks.clear()
+            self._networks[address] = known
+        return known
 
     def _covered(self, scope: Scope) -> tuple[Limits, Rule, Any, str] | None:
         state = scope.get("state")

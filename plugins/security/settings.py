@@ -123,6 +123,12 @@ class RateLimitSettings(_Part):
     op_timeout: float = Field(0.1, gt=0, description="seconds one Redis call may take")
     max_keys: int = Field(100_000, ge=100, description="memory backend: client buckets kept per process")
     exempt: list[str] = Field(default_factory=list, description="client networks never limited (monitoring)")
+    ipv6_prefix: int = Field(
+        64,
+        ge=32,
+        le=128,
+        description="IPv6 clients share a bucket per network of this prefix: one host holds a whole /64",
+    )
 
     @field_validator("routes", mode="before")
     @classmethod
