@@ -107,6 +107,18 @@ def _settings(group: Replicated) -> dict[str, Any]:
     }
 
 
+def _shop(make: Callable[..., FastAPI], group: Replicated, **cache: Any) -> FastAPI:
+    """The cache tests' shop, its cache on Redis through ``group``'s sentinels."""
+    import cache_shop
+
+    return make(
+        extra_plugins={"shop": cache_shop},
+        plugins=["health", "redis", "cache", "shop"],
+        redis=_settings(group),
+        cache={"backend": "redis", "key_prefix": "fp-sentinel:", **cache},
+    )
+
+
 def test_the_sentinels_must_be_named_by_the_master_in_the_url(fastplug_load: Callable[..., Any]) -> None:
     from fastplug.config import FastplugError
 
@@ -119,14 +131,7 @@ def test_the_sentinels_must_be_named_by_the_master_in_the_url(fastplug_load: Cal
 def test_the_client_and_the_cache_work_through_the_sentinels(
     replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI]
 ) -> None:
-    import cache_shop
-
-    app = fastplug_app_factory(
-        extra_plugins={"shop": cache_shop},
-        plugins=["health", "redis", "cache", "shop"],
-        redis=_settings(replicated),
-        cache={"backend": "redis", "key_prefix": "fp-sentinel:"},
-    )
+    app = _shop(fastplug_app_factory, replicated)
     master = redis_sync.Redis(port=replicated.ports["master"])
     with LiveServer(app) as live:
         ready = httpx.get(live.url + "/health/ready").json()
@@ -140,14 +145,7 @@ def test_the_client_and_the_cache_work_through_the_sentinels(
 def test_a_failover_under_load_costs_a_cached_route_no_5xx(
     replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI]
 ) -> None:
-    import cache_shop
-
-    app = fastplug_app_factory(
-        extra_plugins={"shop": cache_shop},
-        plugins=["health", "redis", "cache", "shop"],
-        redis=_settings(replicated),
-        cache={"backend": "redis", "key_prefix": "fp-sentinel:", "op_timeout": 0.2},
-    )
+    app = _shop(fastplug_app_factory, replicated, op_timeout=0.2)
     statuses: list[int] = []
     stop = threading.Event()
     replica_port = replicated.ports["replica"]
@@ -172,3 +170,15 @@ def test_a_failover_under_load_costs_a_cached_route_no_5xx(
         stop.set()
         worker.join(30)
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+
+
+def test_the_cache_eviction_check_asks_the_master_the_sentinels_name(replicated: Replicated) -> None:
+    from fastplug.plugins.cache import _check_eviction
+    from fastplug.plugins.redis.settings import RedisSettings
+
+    conf = RedisSettings(**_settings(replicated))
+    [unbounded] = _check_eviction(str(conf.url), conf.sentinel)  # the private master has no maxmemory
+    assert unbounded.id == "cache.W002"
+    redis_sync.Redis(port=replicated.ports["master"]).config_set("maxmemory", "64mb")
+    redis_sync.Redis(port=replicated.ports["master"]).config_set("maxmemory-policy", "allkeys-lru")
+    assert _check_eviction(str(conf.url), conf.sentinel) == []

@@ -159,7 +159,7 @@ def check(settings: Settings) -> Sequence[CheckMessage]:
                 "enable the redis plugin and set [redis] url, or use backend = 'memory'",
             )
         ]
-    return _check_eviction(str(redis_conf.url))
+    return _check_eviction(str(redis_conf.url), getattr(redis_conf, "sentinel", None))
 
 
 EVICTING = (
@@ -175,20 +175,35 @@ EVICTING = (
 says why allkeys-lru is the one to choose)."""
 
 
-def _check_eviction(url: str) -> list[CheckMessage]:
+def _check_eviction(url: str, sentinel: Any = None) -> list[CheckMessage]:
     """Warn when the Redis the cache writes to has no memory bound or does not evict: then
     nothing but the ttl bounds the cache (or writes fail once it is full). Says nothing when
-    Redis does not answer (the redis plugin's checks report that) or hides its settings."""
+    Redis does not answer (the redis plugin's checks report that) or hides its settings.
+    With ``[redis.sentinel]``, the master the sentinels name is the one asked."""
     import redis
 
     from fastplug.core import mask_url
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=1.0)
+        from redis.connection import parse_url
+
+        options = {**parse_url(url), "socket_connect_timeout": 1.0, "socket_timeout": 1.0}
+        if sentinel is not None:  # the url's host is the master's name: ask the sentinels where it is
+            from redis.sentinel import Sentinel
+
+            password = sentinel.password.get_secret_value() if sentinel.password is not None else None
+            manager = Sentinel(
+                sentinel.addresses(),
+                sentinel_kwargs={"socket_timeout": 1.0, "socket_connect_timeout": 1.0, "password": password},
+            )
+            options["host"], options["port"] = manager.discover_master(sentinel.master)
+        pool = redis.ConnectionPool(**options)
+        client = redis.Redis(connection_pool=pool)
         try:
             memory = client.info("memory")
         finally:
             client.close()
+            pool.disconnect()
     except (redis.RedisError, OSError, ValueError):
         return []
     limit, policy = memory.get("maxmemory"), memory.get("maxmemory_policy")
