@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -110,20 +109,50 @@ class FastplugApp(FastAPI):
 
     edge_stack: ASGIApp | None = None
     answer_now: Callable[[Scope], Answer | None] | None = None
+    direct: ASGIApp | None = None
+    """Starlette's middleware stack, entered without FastAPI's telemetry check, while serving
+    with no OpenTelemetry provider configured (see :meth:`serving_started`)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         edge = self.edge_stack
         if edge is None:
-            await FastAPI.__call__(self, scope, receive, send)
+            await self.enter(scope, receive, send)
         else:
             await edge(scope, receive, send)
+
+    async def enter(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own entry (inside the edge middleware): ``FastAPI.__call__``, or what it
+        does when its native telemetry is off: the root path, then Starlette's stack."""
+        direct = self.direct
+        if direct is None or scope["type"] == "lifespan":
+            await FastAPI.__call__(self, scope, receive, send)
+            return
+        if self.root_path:
+            scope["root_path"] = self.root_path
+        scope["app"] = self
+        await direct(scope, receive, send)
+
+    def serving_started(self, serving: bool = True) -> None:
+        """Every plugin has started (``serving``) or the app is stopping.
+
+        FastAPI asks on every request whether an OpenTelemetry tracer, meter or logger
+        provider is configured (a few microseconds: three environment lookups and the
+        provider checks). Providers are configured before an app serves (at import, by
+        ``opentelemetry-instrument``, or in a plugin's lifespan), so fastplug asks once here:
+        with none, requests go straight to Starlette's stack; with one, through FastAPI's
+        telemetry as before."""
+        if not serving:
+            self.direct = None
+            return
+        telemetry = getattr(getattr(self, "_native_telemetry", None), "enabled", None)
+        self.direct = None if telemetry is not None and telemetry() else self.middleware_stack
 
 
 def _edge_stack(app: FastplugApp, edge: list[tuple[str, MiddlewareSpec]]) -> ASGIApp | None:
     """The edge middleware (outermost first) around FastAPI's own ``__call__``."""
     if not edge:
         return None
-    inner: ASGIApp = partial(FastAPI.__call__, app)
+    inner: ASGIApp = app.enter
     for _, spec in reversed(edge):
         inner = spec.factory(inner, **dict(spec.options))
     return inner
@@ -136,7 +165,7 @@ def _forwarded(app: FastplugApp, server: ServerSettings) -> None:
         return
     from fastplug.core.forwarded import ForwardedMiddleware
 
-    inner = app.edge_stack if app.edge_stack is not None else partial(FastAPI.__call__, app)
+    inner = app.edge_stack if app.edge_stack is not None else app.enter
     forwarded = ForwardedMiddleware(inner, server.forwarded_allow_ips, server.forwarded_host)
     app.edge_stack = forwarded
     app.answer_now = forwarded.answer_now if app.answer_now is not None else None

@@ -92,10 +92,15 @@ def compose_lifespan(runtime: Runtime) -> Callable[[FastAPI], AbstractAsyncConte
             state: dict[str, Any] = dict(services)
             state["fastplug.services"] = services
             runtime.serving = True
+            started = getattr(app, "serving_started", None)  # a FastplugApp
+            if started is not None:
+                started()
             try:
                 yield state
             finally:
                 runtime.serving = False
+                if started is not None:
+                    started(False)
         runtime.started = []
 
     return lifespan
