@@ -18,7 +18,8 @@ Importable while the db plugin is disabled (nothing here connects or starts anyt
 * reads at the driver's speed: :class:`ReadQuery` run on :data:`DbReader`;
 * seed data for ``manage.py db seed``: :class:`Seeder`, :class:`SeedContext`, :class:`SeedResult`
   (returned from the ``register_seeders`` hook);
-* the service keys of what the db plugin's lifespan yields (``services[ENGINE]``...);
+* the service keys of what the db plugin's lifespan yields (``services[ENGINE]``...;
+  ``services[REPLICAS]``: the read replicas of ``[db] read_urls``, when set);
 * database unavailability: :class:`DatabaseUnavailable` (503 + Retry-After), and
   :func:`unavailable` / :func:`describe_error` that tell it from other database errors.
 """
@@ -34,7 +35,17 @@ from fastplug.plugins.db.deps import (
 )
 from fastplug.plugins.db.errors import DatabaseUnavailable, describe_error, unavailable
 from fastplug.plugins.db.gate import NO_GATE, FairGate
-from fastplug.plugins.db.keys import ENGINE, GATE, POOL_STATS, QUERIES, RAW_POOL, READ_ENGINE, READER, SESSIONMAKER
+from fastplug.plugins.db.keys import (
+    ENGINE,
+    GATE,
+    POOL_STATS,
+    QUERIES,
+    RAW_POOL,
+    READ_ENGINE,
+    READER,
+    REPLICAS,
+    SESSIONMAKER,
+)
 from fastplug.plugins.db.rawpool import BoundedPool
 from fastplug.plugins.db.reads import DbReader, Reader, ReadQuery
 from fastplug.plugins.db.seeders import Progress, SeedContext, Seeder, SeedResult
@@ -49,6 +60,7 @@ __all__ = [
     "RAW_POOL",
     "READER",
     "READ_ENGINE",
+    "REPLICAS",
     "SESSIONMAKER",
     "Base",
     "BoundedPool",

@@ -20,8 +20,9 @@ from starlette.requests import HTTPConnection
 from fastplug.core import ServiceMissing, one_line, service
 from fastplug.plugins.db.errors import reraise_os_error
 from fastplug.plugins.db.gate import NO_GATE
-from fastplug.plugins.db.keys import ENGINE, GATE, RAW_POOL, READ_ENGINE, SESSIONMAKER
+from fastplug.plugins.db.keys import ENGINE, GATE, RAW_POOL, READ_ENGINE, REPLICAS, SESSIONMAKER
 from fastplug.plugins.db.rawpool import BoundedPool
+from fastplug.plugins.db.replicas import WRITER, Replicas, connection_failed
 
 log = logging.getLogger("fastplug.db")
 AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
@@ -45,6 +46,7 @@ async def _close(resource: AsyncSession | AsyncConnection) -> None:
 
 async def _session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     maker = _maker(conn)
+    WRITER.set(True)  # this request reads its own writes: DbReader on the primary, not a replica
     async with conn.scope["state"].get(GATE, NO_GATE):
         session = maker()
         try:
@@ -70,10 +72,21 @@ returns, rolled back if it raises, closed before the response is sent."""
 
 async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     maker = _maker(conn)
-    async with conn.scope["state"].get(GATE, NO_GATE):
-        session = maker()
+    state = conn.scope["state"]
+    replicas: Replicas | None = state.get(REPLICAS)
+    replica = replicas.pick(conn.scope) if replicas is not None else None
+    async with state.get(GATE, NO_GATE):
+        session = maker() if replica is None else maker(bind=replica.engine)
         try:
-            await session.connection(execution_options=AUTOCOMMIT)
+            try:
+                await session.connection(execution_options=AUTOCOMMIT)
+            except Exception as exc:
+                if replica is None or (down := connection_failed(exc)) is None:
+                    raise
+                replicas.failed(replica, down)  # type: ignore[union-attr]
+                await _close(session)
+                session = maker()  # the primary
+                await session.connection(execution_options=AUTOCOMMIT)
             yield session
         except OSError as exc:
             reraise_os_error(exc)
@@ -83,18 +96,29 @@ async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
 
 DbReadSession = Annotated[AsyncSession, Depends(_read_session, scope="function")]
 """A session for handlers that only read: autocommit, so no BEGIN/COMMIT round trips
-around the queries (one round trip for one query). Writes through it are not atomic."""
+around the queries (one round trip for one query). Writes through it are not atomic.
+With ``[db] read_urls`` it reads on a replica, unless the route also takes ``DbSession``."""
 
 
 async def _read_connection(conn: HTTPConnection) -> AsyncIterator[AsyncConnection]:
+    state = conn.scope["state"]
     try:
-        engine: AsyncEngine = conn.scope["state"][READ_ENGINE]
+        engine: AsyncEngine = state[READ_ENGINE]
     except KeyError:
         raise ServiceMissing("no database connection: is the db plugin enabled and started?") from None
-    async with conn.scope["state"].get(GATE, NO_GATE):
-        connection = engine.connect()
+    replicas: Replicas | None = state.get(REPLICAS)
+    replica = replicas.pick(conn.scope) if replicas is not None else None
+    async with state.get(GATE, NO_GATE):
+        connection = engine.connect() if replica is None else replica.read_engine.connect()
         try:
-            await connection.start()
+            try:
+                await connection.start()
+            except Exception as exc:
+                if replica is None or (down := connection_failed(exc)) is None:
+                    raise
+                replicas.failed(replica, down)  # type: ignore[union-attr]
+                connection = engine.connect()  # the primary
+                await connection.start()
             yield connection
         except OSError as exc:
             reraise_os_error(exc)
@@ -132,3 +156,18 @@ async def _raw_connection(conn: HTTPConnection) -> AsyncIterator[Any]:
 RawConnection = Annotated[Any, Depends(_raw_connection, scope="function")]
 """An ``asyncpg`` connection from the raw pool for this request (released before the
 response is sent); 503 when none is free within ``[db] pool_timeout``."""
+
+
+def takes_write_session(route: Any) -> bool:
+    """Whether ``route`` (an ``APIRoute``) depends on :data:`DbSession`, directly or through
+    another dependency: its reads then run on the primary, whatever the order of its
+    parameters (dependencies are solved in that order)."""
+    pending = [getattr(route, "dependant", None)]
+    while pending:
+        dependant = pending.pop()
+        if dependant is None:
+            continue
+        if dependant.call is _session:
+            return True
+        pending.extend(dependant.dependencies)
+    return False

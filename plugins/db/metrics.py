@@ -1,7 +1,8 @@
 """The db plugin's Prometheus metrics (``register_metrics``, when the metrics plugin is on).
 
 ``db_pool_size``, ``db_pool_checked_out``, ``db_pool_overflow`` and ``db_pool_waiters`` are
-read from the ``db.pool_stats`` service at scrape time; ``db_queries_per_request{method,
+read from the ``db.pool_stats`` service at scrape time (with ``[db] read_urls``, also
+``db_replica_lag_seconds{replica}`` and ``db_replica_usable{replica}``); ``db_queries_per_request{method,
 route}`` counts the statements of each HTTP request through the ``db.queries`` counter.
 """
 
@@ -17,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.utils import floatToGoString
 
 from fastplug.core import Services
-from fastplug.plugins.db.api import POOL_STATS, QUERIES
+from fastplug.plugins.db.api import POOL_STATS, QUERIES, REPLICAS
 
 POOL_FIGURES = {
     "size": "Connections the pool keeps (pool_size)",
@@ -46,6 +47,20 @@ class PoolCollector:
         figures = stats()
         for key, text in POOL_FIGURES.items():
             yield GaugeMetricFamily(f"db_pool_{key}", text, value=figures[key])
+        replicas = self.services.get(REPLICAS)
+        if replicas is not None:
+            lag = GaugeMetricFamily(
+                "db_replica_lag_seconds", "Replay lag of each read replica at its last check", labels=["replica"]
+            )
+            usable = GaugeMetricFamily(
+                "db_replica_usable", "1 when a read replica takes reads, 0 while it is left out", labels=["replica"]
+            )
+            for name, replica in replicas.figures().items():
+                if replica["lag"] is not None:
+                    lag.add_metric([name], replica["lag"])
+                usable.add_metric([name], 1.0 if replica["usable"] else 0.0)
+            yield lag
+            yield usable
 
 
 class LocalQueries:

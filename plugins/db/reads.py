@@ -36,18 +36,28 @@ from fastplug.plugins.db.errors import reraise_os_error
 from fastplug.plugins.db.gate import NO_GATE
 from fastplug.plugins.db.keys import READER
 from fastplug.plugins.db.rawpool import BoundedPool
+from fastplug.plugins.db.replicas import Replica, Replicas, on_replica
 
 _DIALECT = asyncpg_dialect()
 
 
 class Reader:
     """Where read queries run: the raw pool (or ``None``), the autocommit engine, the
-    request gate, and the query counter (a callable adding one, or ``None``)."""
+    request gate, the query counter (a callable adding one, or ``None``), and the read
+    replicas of ``[db] read_urls`` (or ``None``), taken before the primary."""
 
-    __slots__ = ("count", "engine", "gate", "raw")
+    __slots__ = ("count", "engine", "gate", "raw", "replicas")
 
-    def __init__(self, raw: BoundedPool | None, engine: AsyncEngine, gate: Any = NO_GATE, count: Any = None) -> None:
+    def __init__(
+        self,
+        raw: BoundedPool | None,
+        engine: AsyncEngine,
+        gate: Any = NO_GATE,
+        count: Any = None,
+        replicas: Replicas | None = None,
+    ) -> None:
         self.raw, self.engine, self.gate, self.count = raw, engine, gate, count
+        self.replicas = replicas
 
 
 DbReader = service(READER, Reader)
@@ -76,8 +86,23 @@ class ReadQuery:
         self._raw: WeakKeyDictionary[BoundedPool, bool] | None = WeakKeyDictionary() if runs_as_is else None
 
     async def all(self, reader: Reader, /, **params: Any) -> list[dict[str, Any]]:
-        """Every row, as dicts keyed by the selected columns' keys."""
-        raw, decided = reader.raw, self._raw
+        """Every row, as dicts keyed by the selected columns' keys (on a replica when
+        ``[db] read_urls`` has a usable one and the request has no write session)."""
+        replicas = reader.replicas
+        if replicas is None:
+            return await self._all(reader.raw, reader.engine, reader, params)
+
+        def run(replica: Replica | None) -> Any:
+            if replica is None:
+                return self._all(reader.raw, reader.engine, reader, params)
+            return self._all(replica.raw, replica.read_engine, reader, params)
+
+        return await on_replica(replicas, None, run)  # type: ignore[no-any-return]
+
+    async def _all(
+        self, raw: BoundedPool | None, engine: AsyncEngine, reader: Reader, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        decided = self._raw
         if raw is not None and decided is not None and decided.get(raw, True):
             async with raw.acquire() as connection:
                 same = decided.get(raw)
@@ -90,7 +115,7 @@ class ReadQuery:
                     return records(await connection.fetch(self._sql, *args), self.keys)
         async with reader.gate:
             try:
-                async with reader.engine.connect() as connection:
+                async with engine.connect() as connection:
                     rows = (await connection.execute(self.statement, params)).all()
             except OSError as exc:  # the driver's, bare: connect refused, DNS, TLS, timeout
                 reraise_os_error(exc)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -25,6 +25,7 @@ from fastplug.plugins.db.api import (
     RAW_POOL,
     READ_ENGINE,
     READER,
+    REPLICAS,
     SESSIONMAKER,
     BoundedPool,
     FairGate,
@@ -39,6 +40,7 @@ from fastplug.plugins.db.engine import (
     pool_stats,
 )
 from fastplug.plugins.db.errors import describe_error
+from fastplug.plugins.db.replicas import Replica, Replicas, replica_name
 from fastplug.plugins.db.sessions import checked_session_class
 from fastplug.plugins.db.settings import DbSettings
 
@@ -94,6 +96,7 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
     counter = QueryCounter()
     engine = create_engine(conf, counter)
     raw_pool = None
+    stack = AsyncExitStack()
     try:
         if should_migrate(conf) and os.environ.get(MIGRATED) != "1":
             await migrate(engine, settings, plugins)
@@ -116,8 +119,15 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
         }
         if bounded is not None:  # PostgreSQL only; without it RawPool answers 503
             services[RAW_POOL] = bounded
+        if conf.read_urls:
+            replicas = await start_replicas(conf, counter)
+            services[REPLICAS] = services[READER].replicas = replicas
+            stack.push_async_callback(stop_replicas, replicas, conf.pool_timeout)
+            watcher = asyncio.create_task(replicas.watch(read_engine), name="fastplug-db-replicas")
+            stack.callback(watcher.cancel)
         yield services
     finally:
+        await stack.aclose()
         try:
             if raw_pool is not None:
                 try:  # a connection still held would make close() wait forever
@@ -130,8 +140,40 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
             await engine.dispose()
 
 
+async def start_replicas(conf: DbSettings, counter: QueryCounter) -> Replicas:
+    """An engine and a raw pool per ``[db] read_urls`` entry; none connects before first use
+    (a replica down at startup is left out by the first lag check, not a startup failure)."""
+    replicas = []
+    for url in conf.read_urls:
+        own = conf.model_copy(update={"url": url, "raw_pool": conf.raw_pool.model_copy(update={"min_size": 0})})
+        engine = create_engine(own, counter)
+        raw = await create_raw_pool(own)
+        replicas.append(
+            Replica(
+                name=replica_name(url),
+                engine=engine,
+                read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
+                raw=BoundedPool(raw, conf.pool_timeout) if raw is not None else None,
+                raw_pool=raw,
+            )
+        )
+    return Replicas(replicas, conf.replica_max_lag, conf.replica_retry, conf.replica_check_interval)
+
+
+async def stop_replicas(replicas: Replicas, limit: float) -> None:
+    """Close every replica's raw pool (terminated when it will not close in ``limit`` seconds) and engine."""
+    for replica in replicas.replicas:
+        if replica.raw_pool is not None:
+            try:
+                await asyncio.wait_for(replica.raw_pool.close(), limit)
+            except Exception:
+                replica.raw_pool.terminate()
+        await replica.engine.dispose()
+
+
 async def ping(services: Services) -> dict[str, int]:
-    """``SELECT 1`` through the pool (and the raw pool); the pool figures as detail."""
+    """``SELECT 1`` through the pool (and the raw pool); the pool figures as detail, and how
+    many replicas are in use (reads fall back to the primary: never a failure here)."""
     engine = services.require(ENGINE, AsyncEngine)
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
@@ -139,4 +181,9 @@ async def ping(services: Services) -> dict[str, int]:
     if raw is not None:
         async with raw.acquire() as connection:
             await connection.fetchval("SELECT 1")
-    return pool_stats(engine)
+    figures = pool_stats(engine)
+    replicas: Replicas | None = services.get(REPLICAS)
+    if replicas is not None:
+        figures["replicas"] = len(replicas.replicas)
+        figures["replicas_usable"] = sum(1 for r in replicas.replicas if not r.reason)
+    return figures

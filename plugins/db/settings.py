@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fastplug.config import PluginSettings
 
@@ -37,6 +37,18 @@ class DbSettings(PluginSettings):
     statement_timeout_ms: int | None = Field(30_000, ge=1, description="PostgreSQL statement_timeout")
     echo: bool = False
     raw_pool: RawPoolSettings = Field(default_factory=RawPoolSettings)
+    read_urls: list[str] = Field(
+        default_factory=list,
+        description="PostgreSQL replicas (streaming standbys) for the read paths: DbReadSession, "
+        "DbReadConnection, DbReader; writes and DbSession stay on url",
+    )
+    replica_max_lag: float = Field(
+        10.0, gt=0, description="seconds of replay lag past which a replica is left out (reads go elsewhere)"
+    )
+    replica_check_interval: float = Field(2.0, gt=0, description="seconds between two lag checks of each replica")
+    replica_retry: float = Field(
+        5.0, gt=0, description="seconds a replica that failed a connection is left out before it is tried again"
+    )
     auto_migrate: bool | None = Field(
         None, description="upgrade the schema at startup (default: on for SQLite, off otherwise)"
     )
@@ -52,20 +64,44 @@ class DbSettings(PluginSettings):
     @field_validator("url")
     @classmethod
     def _async_driver(cls, value: str) -> str:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+        return async_url(value)
 
-        examples = "use postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path.db"
-        try:
-            url = make_url(value)
-        except (ArgumentError, ValueError):  # ValueError quotes a part of the URL: maybe of its password
-            raise ValueError(
-                f"not a database URL ({examples}; percent-encode @ : / ? # in a password, e.g. @ as %40)"
-            ) from None
-        try:
-            dialect = url.get_dialect()
-        except NoSuchModuleError:
-            raise ValueError(f"unknown database '{url.drivername}' ({examples})") from None
-        if not getattr(dialect, "is_async", False):
-            raise ValueError(f"'{url.drivername}' is not an async driver ({examples})")
+    @field_validator("read_urls")
+    @classmethod
+    def _replicas(cls, value: list[str]) -> list[str]:
+        from sqlalchemy.engine import make_url
+
+        for item in value:
+            async_url(item)
+            if make_url(item).get_backend_name() != "postgresql":
+                raise ValueError("read replicas are PostgreSQL standbys: postgresql+asyncpg://user@replica/db")
         return value
+
+    @model_validator(mode="after")
+    def _replicas_of_postgres(self) -> DbSettings:
+        from sqlalchemy.engine import make_url
+
+        if self.read_urls and make_url(self.url).get_backend_name() != "postgresql":
+            raise ValueError("read_urls needs url to be a PostgreSQL primary (postgresql+asyncpg://...)")
+        return self
+
+
+def async_url(value: str) -> str:
+    """``value`` when it is a database URL with an async driver, else a ValueError saying why."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    examples = "use postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path.db"
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):  # ValueError quotes a part of the URL: maybe of its password
+        raise ValueError(
+            f"not a database URL ({examples}; percent-encode @ : / ? # in a password, e.g. @ as %40)"
+        ) from None
+    try:
+        dialect = url.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown database '{url.drivername}' ({examples})") from None
+    if not getattr(dialect, "is_async", False):
+        raise ValueError(f"'{url.drivername}' is not an async driver ({examples})")
+    return value

@@ -127,6 +127,47 @@ class PrivatePostgres:
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def sql(self, statement: str) -> str:
+        """Run ``statement`` in its database ``app`` with psql; what it printed."""
+        argv = [_postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "app"]
+        return self._run([*argv, "-Atqc", statement]).stdout.strip()
+
+
+class PrivateReplica(PrivatePostgres):
+    """A streaming standby of ``primary`` (``pg_basebackup -R``), on its own port and files:
+    the same ``start()``, ``stop(mode)``, ``kill()`` and ``sql(statement)``."""
+
+    def __init__(self, primary: PrivatePostgres) -> None:
+        self.pg_ctl = primary.pg_ctl
+        self.dir = _private_dir("fastplug-chaos-pgr-", "postgres")
+        self.data, self.log = self.dir / "data", self.dir / "postgres.log"
+        self.port = free_port()
+        basebackup = _postgres_bin("pg_basebackup")
+        self._run(
+            [
+                basebackup,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(self.data),
+                "-R",
+                "-c",
+                "fast",
+                "-N",
+            ]
+        )
+        self._options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c max_connections=200 -c shared_buffers=32MB -c hot_standby=on"
+        )
+        self.start()
+        self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/app"
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/app"
+
 
 class PrivateRedis:
     """A throwaway ``redis-server`` (nothing on disk): ``start()``, ``kill()``, ``pause()``
