@@ -20,6 +20,7 @@ if __name__ != "fastplug.core":  # imported by its folder name from a checkout: 
 from fastplug.config import FastplugError, PluginSettings, Problem, Settings, mask_secrets, mask_url, mask_url_password
 from fastplug.core.access import LOOPBACK, LOOPBACK_ONLY, AccessRule, valid_token
 from fastplug.core.encoding import negotiate, parse_accept_encoding
+from fastplug.core.freshness import FRESH_READS
 from fastplug.core.manager import LoadedPlugin, PluginHookError, Plugins, one_line
 from fastplug.core.markers import hookimpl, hookspec
 from fastplug.core.paging import CURSOR_PATTERN, INT32_MAX, decode_cursor, encode_cursor, page_of
@@ -45,6 +46,7 @@ _LAZY = {
 
 __all__ = [
     "CURSOR_PATTERN",
+    "FRESH_READS",
     "INT32_MAX",
     "LOOPBACK",
     "LOOPBACK_ONLY",

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 
 from fastplug.config.errors import FastplugError
 from fastplug.core import PluginInfo, hookimpl
+from fastplug.plugins.cache.api import cached
 from fastplug.plugins.db.api import REPLICAS, DbReadConnection, DbReader, DbReadSession, DbSession, ReadQuery
 from tests.chaos.instances import PrivatePostgres, PrivateReplica
 
@@ -47,6 +48,13 @@ async def where_connection(connection: DbReadConnection) -> str:
 async def where_reader(db: DbReader) -> str:
     row = await WHERE_QUERY.first(db)
     return _where(bool(row and row["standby"]))
+
+
+@router.get("/cached/where")
+@cached(ttl=60)
+async def cached_where(session: DbReadSession, n: int = 0) -> str:
+    """An answer the cache keeps and serves to others: read on the primary."""
+    return str((await session.execute(text(WHERE))).scalar())
 
 
 @router.post("/notes/{text_}")
@@ -107,7 +115,9 @@ def make(fastplug_app_factory: Make, cluster: tuple[PrivatePostgres, PrivateRepl
             "connect_timeout": 2.0,
             **db,
         }
-        return fastplug_app_factory(plugins=["health", "db", "readers"], extra_plugins={"readers": Readers()}, db=conf)
+        return fastplug_app_factory(
+            plugins=["health", "db", "cache", "readers"], extra_plugins={"readers": Readers()}, db=conf
+        )
 
     return build
 
@@ -143,6 +153,19 @@ def test_reads_run_on_the_replica_and_a_writing_request_on_the_primary(make: Mak
         assert _answers(client) == ["replica"] * 3  # the next request reads on the replica again
         replicas = client.app.state.fastplug.services[REPLICAS]  # type: ignore[attr-defined]
         assert [f["usable"] for f in replicas.figures().values()] == [True]
+
+
+def test_a_cache_fill_reads_on_the_primary(make: Make) -> None:
+    """A miss that fills an entry reads on the primary: an entry read on a lagging replica
+    after a write would be served, stale, to everyone until it expires."""
+    with TestClient(make()) as client:
+        _until(client, "replica", 10)
+        for n in range(3):
+            miss = client.get(f"/cached/where?n={n}")
+            hit = client.get(f"/cached/where?n={n}")
+            assert miss.json() == hit.json() == "primary", (miss.headers, hit.headers)
+            assert hit.headers["x-cache"] == "HIT"
+        assert _answers(client) == ["replica"] * 3
 
 
 def test_a_stopped_replica_costs_no_failed_request(make: Make, cluster: tuple[PrivatePostgres, PrivateReplica]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastplug.core import Answer, negotiate
+from fastplug.core import FRESH_READS, Answer, negotiate
 from fastplug.plugins.cache.api import SERVICE, TAGS
 from fastplug.plugins.cache.backends import BackendUnavailable, Snapshot
 from fastplug.plugins.cache.entry import Entry, build_entry
@@ -377,6 +377,7 @@ class CacheMiddleware:
         added: list[str] = []  # CacheTags: tags the handler found in what it read
         if state is not None:
             state[TAGS] = added
+        fresh = FRESH_READS.set(True)  # what is stored is served to others: no read on a lagging replica
         try:
             streamed = await self._capture(scope, receive, send, captured)
         except Exception:
@@ -385,6 +386,8 @@ class CacheMiddleware:
             if send is not None and captured.start is not None and not captured.streamed:
                 await _forward(captured, send)
             raise
+        finally:
+            FRESH_READS.reset(fresh)
         if streamed:  # too large: already streamed to the client, not stored
             return None
         entry = None

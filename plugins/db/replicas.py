@@ -1,8 +1,10 @@
 """Read replicas (``[db] read_urls``): which one a read runs on, their lag, their failures.
 
 The read paths (``DbReadSession``, ``DbReadConnection``, ``DbReader``) take a replica in
-turn among the usable ones; a request that has a write session (``DbSession``) reads on the
-primary, so it sees its own writes. A replica is left out while:
+turn among the usable ones. They read on the primary instead in a request that has a write
+session (``DbSession``: it sees its own writes) and while ``fastplug.core.FRESH_READS`` is
+set (the cache filling an entry: what it stores is served to others, and must not be older
+than a write whose invalidation came first). A replica is left out while:
 
 * a connection to it failed, for ``replica_retry`` seconds (the read that met the failure
   runs again on the primary: reads are safe to repeat);
@@ -27,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fastplug.core import one_line
+from fastplug.core import FRESH_READS, one_line
 from fastplug.plugins.db.errors import BUSY, DatabaseUnavailable, unavailable
 from fastplug.plugins.db.rawpool import BoundedPool
 
@@ -93,7 +95,7 @@ class Replicas:
         """The replica for the next read, or None for the primary (a writing request, or
         none usable). ``scope``: the request's, when known."""
         usable = self._usable
-        if not usable or WRITER.get() or (scope is not None and self._writes(scope)):
+        if not usable or WRITER.get() or FRESH_READS.get() or (scope is not None and self._writes(scope)):
             return None
         now = time.monotonic()
         for _ in range(len(usable)):
