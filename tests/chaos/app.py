@@ -95,9 +95,13 @@ class ChaosApp:
         self.url = f"http://127.0.0.1:{self.port}"
         self._logs = 0
 
+    def manage_argv(self, *args: str) -> list[str]:
+        """The command line of ``manage.py --settings <this project> ARGS``."""
+        return [sys.executable, str(MANAGE), "--settings", str(self.settings), *args]
+
     def _manage(self, name: str, *args: str) -> Process:
         self._logs += 1
-        argv = [sys.executable, str(MANAGE), "--settings", str(self.settings), *args]
+        argv = self.manage_argv(*args)
         log = self.root / f"{self._logs:02d}-{name}.log"
         process = Process(argv, self.root, log, self.env)
         self.processes.append(process)
