@@ -36,6 +36,9 @@ backend app
     balance roundrobin
     option httpchk GET /health/ready
     http-check expect status 200
+    # /health/ready takes up to [health] timeout (2 s) while a non-critical check hangs (Redis
+    # failing over): a shorter check timeout would take every host out at once
+    timeout check 3s
     default-server inter 300ms fall 2 rise 2
 {servers}
 """
@@ -74,31 +77,35 @@ class Balancer:
                 chunks.append(chunk)
         return b"".join(chunks).decode()
 
-    def states(self) -> dict[str, str]:
-        """Each server's operational state as haproxy sees it (``UP``, ``DOWN``, ``DRAIN``...)."""
-        out = {}
-        for line in self.command("show stat").splitlines():
-            fields = line.split(",")
-            if len(fields) > 17 and fields[0] == "app" and fields[1] not in ("BACKEND", "FRONTEND"):
-                out[fields[1]] = fields[17]
-        return out
+    def stats(self) -> list[dict[str, str]]:
+        """``show stat``: one dict per proxy or server, by the CSV header's field names."""
+        lines = self.command("show stat").splitlines()
+        header = lines[0].lstrip("# ").split(",")
+        return [dict(zip(header, line.split(","), strict=False)) for line in lines[1:] if line]
 
-    def sessions(self, server: str) -> int:
-        """Requests (sessions) the server has in progress now."""
-        for line in self.command("show stat").splitlines():
-            fields = line.split(",")
-            if len(fields) > 4 and fields[0] == "app" and fields[1] == server:
-                return int(fields[4] or 0)
-        return 0
+    def _servers(self, field: str) -> dict[str, str]:
+        return {
+            row["svname"]: row[field]
+            for row in self.stats()
+            if row["pxname"] == "app" and row["svname"] not in ("BACKEND", "FRONTEND")
+        }
+
+    def states(self) -> dict[str, str]:
+        """Each server's state as haproxy sees it (``UP``, ``DOWN``, ``DRAIN``, ``MAINT``...)."""
+        return self._servers("status")
+
+    def served(self) -> dict[str, int]:
+        """Requests each server has been sent (cumulative)."""
+        return {name: int(value or 0) for name, value in self._servers("stot").items()}
+
+    def in_flight(self, server: str) -> int:
+        """Requests the server has in progress now."""
+        return int(self._servers("scur").get(server) or 0)
 
     def total(self) -> int:
-        """Requests the frontend has answered (its cumulative HTTP request count)."""
-        for line in self.command("show stat").splitlines():
-            fields = line.split(",")
-            if fields[0] == "web" and fields[1] == "FRONTEND":
-                header = self.command("show stat").splitlines()[0].lstrip("# ").split(",")
-                return int(fields[header.index("req_tot")] or 0)
-        return 0
+        """HTTP requests the frontend has received (cumulative)."""
+        row = next(r for r in self.stats() if r["pxname"] == "web" and r["svname"] == "FRONTEND")
+        return int(row["req_tot"] or 0)
 
     def wait_up(self, *names: str, limit: float = 30.0) -> None:
         wait(lambda: all(self.states().get(n) == "UP" for n in names), f"haproxy to see {names} UP", limit)

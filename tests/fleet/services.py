@@ -121,8 +121,17 @@ class RedisGroup:
             r.get("master-link-status") == "ok" for r in replicas
         )
 
-    def master_port(self) -> int:
-        return int(self.client("s1").sentinel_get_master_addr_by_name(MASTER)[1])
+    def master_name(self) -> str:
+        """``"master"`` or ``"replica"``: the server the sentinels name as master now."""
+        port = int(self.client("s1").sentinel_get_master_addr_by_name(MASTER)[1])
+        return next(name for name, known in self.ports.items() if known == port)
+
+    def rejoin(self, name: str) -> None:
+        """Start ``name`` again (it was killed), as a replica of the current master."""
+        master = self.ports[self.master_name()]
+        common = ["--bind", self.host.address, "--protected-mode", "no", "--save", "", "--appendonly", "no"]
+        self.server(name, *common, "--replicaof", self.host.address, str(master))
+        wait(self._ready, "the sentinels to see the rejoined replica")
 
     def nodes(self) -> list[str]:
         return [f"{self.host.address}:{self.ports[name]}" for name in ("s1", "s2", "s3")]
