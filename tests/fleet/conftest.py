@@ -21,6 +21,7 @@ from chaos.app import ChaosApp, Process
 
 from fleet.balancer import Balancer
 from fleet.net import Host, Network
+from fleet.prometheus import Prometheus
 from fleet.services import MASTER, Postgres, RedisGroup, wait
 
 APP_PORT, METRICS_PORT = 8000, 9100
@@ -49,6 +50,7 @@ class Fleet:
     hosts: dict[str, Host] = field(default_factory=dict)
     servers: dict[str, Process] = field(default_factory=dict)
     balancer: Balancer | None = None
+    prometheus: Prometheus | None = None
 
     def url(self, name: str) -> str:
         return f"http://{self.hosts[name].address}:{APP_PORT}"
@@ -78,6 +80,11 @@ class Fleet:
     def lb(self) -> Balancer:
         assert self.balancer is not None
         return self.balancer
+
+    @property
+    def prom(self) -> Prometheus:
+        assert self.prometheus is not None
+        return self.prometheus
 
 
 def _overrides(net: Network, pg: Postgres, replica: Postgres, redis: RedisGroup) -> dict[str, object]:
@@ -132,5 +139,8 @@ def fleet() -> Iterator[Fleet]:
         fleet.balancer = Balancer(root, [(n, f"{h.address}:{APP_PORT}") for n, h in fleet.hosts.items()])
         stack.callback(fleet.balancer.close)
         fleet.lb.wait_up("app1", "app2")
+        targets = [f"{h.address}:{METRICS_PORT}" for h in fleet.hosts.values()]
+        fleet.prometheus = Prometheus(root / "prometheus", targets)
+        stack.callback(fleet.prometheus.close)
         wait(lambda: replica.sql("SELECT count(*) FROM products") == str(PRODUCTS), "the standby to have the seed")
         yield fleet

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -130,3 +131,29 @@ def test_the_standby_stopped_under_load_moves_reads_to_the_primary(fleet: Fleet)
             fleet.replica.start()
     _no_failure(load.records, 3000)
     wait(lambda: _metric(fleet, "app1", "db_replica_usable") == [1.0], "app1 to use the standby again", 30)
+
+
+APP_REQUESTS = 'sum(http_requests_total{route!~"/health/.*"})'
+
+
+def test_prometheus_scrapes_both_hosts_and_counts_what_the_balancer_counted(fleet: Fleet) -> None:
+    prom = fleet.prom
+    wait(lambda: set(prom.targets_up().values()) == {"up"}, "prometheus to scrape both hosts", 30)
+    instances = {dict(k)["instance"] for k in prom.query("up")}
+    assert instances == {f"{h.address}:{METRICS_PORT}" for h in fleet.hosts.values()}
+    time.sleep(1.5)  # a scrape after any earlier test's last request
+    before, counted = time.time(), fleet.lb.total()
+    with Load(fleet.lb.url, _reads(5), connections=8, limit=60, max_requests=3000) as load:
+        load.wait_for(3000)
+    sent = fleet.lb.total() - counted
+    _no_failure(load.records, 3000)
+    time.sleep(2.5)  # two scrapes after the last request
+    after = time.time()
+    (start,) = prom.query(APP_REQUESTS, before).values()
+    (end,) = prom.query(APP_REQUESTS, after).values()
+    assert sent == 3000
+    assert abs((end - start) - sent) <= sent * 0.01, (end - start, sent)
+    per_host = prom.query('sum by (instance) (increase(http_requests_total{route!~"/health/.*"}[30s]))')
+    assert len(per_host) == 2 and all(v > 0 for v in per_host.values()), per_host
+    (rate,) = prom.query('sum(rate(http_requests_total{route!~"/health/.*"}[30s]))').values()
+    assert rate > 0
