@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -509,6 +510,53 @@ def test_rabbitmq_check_passes_and_the_embedded_worker_consumes_from_it(
     assert ready["detail"] == {"broker": RABBIT.replace("guest:guest", "guest:********"), "embedded_worker": "running"}
 
 
+def test_routes_send_a_task_to_its_queue_and_a_worker_consumes_every_routed_queue(
+    make: Make, rabbit_queue: str, effects: Path
+) -> None:
+    routed = f"{rabbit_queue}-routed"
+    app = make(tasks={"broker_url": RABBIT, "embedded_worker": True, "routes": {"probe.rec*": routed}})
+    try:
+        with TestClient(app) as client:
+            celery = services(app)["tasks.celery"]
+            assert celery.amqp.router.route({}, "probe.record")["queue"].name == routed
+            assert celery.amqp.router.route({}, "probe.add")["queue"].name == rabbit_queue
+            assert record(client, "delay", effects, "routed").status_code == 201
+            wait_for(lambda: tasks_probe.lines(effects), "the routed task")  # the embedded worker reads both
+        from kombu import Connection
+
+        with Connection(RABBIT, connect_timeout=5) as conn:  # it went through the routed queue, declared
+            _, messages, _ = conn.default_channel.queue_declare(routed, passive=True)
+        assert messages == 0
+    finally:
+        from kombu import Connection
+
+        with Connection(RABBIT, connect_timeout=5) as conn:
+            conn.default_channel.queue_delete(routed)
+            conn.default_channel.exchange_delete(routed)
+
+
+def test_quorum_queues_on_rabbitmq(make: Make, rabbit_vhost: str, queue: str, effects: Path) -> None:
+    from amqp.exceptions import PreconditionFailed
+    from kombu import Connection
+
+    app = make(tasks={"broker_url": rabbit_vhost, "embedded_worker": True, "queue_type": "quorum"})
+    with TestClient(app) as client:
+        assert record(client, "delay", effects, "q1").status_code == 201
+        wait_for(lambda: tasks_probe.lines(effects), "the task on a quorum queue")
+    with Connection(rabbit_vhost, connect_timeout=5) as conn:
+        channel = conn.channel()
+        quorum, classic = {"x-queue-type": "quorum"}, {"x-queue-type": "classic"}
+        channel.queue_declare(queue, durable=True, auto_delete=False, arguments=quorum)  # the same queue
+        with pytest.raises(PreconditionFailed, match="x-queue-type"):
+            conn.channel().queue_declare(queue, durable=True, auto_delete=False, arguments=classic)
+
+
+def test_quorum_queues_need_rabbitmq(fastplug_app_factory: Make) -> None:
+    with pytest.raises(FastplugError, match="quorum"):
+        tasks = {"broker_url": "redis://127.0.0.1:6379/0", "queue_type": "quorum"}
+        fastplug_app_factory(plugins=["tasks"], tasks=tasks)
+
+
 def test_worker_and_beat_say_why_they_cannot_run(tmp_path: Path) -> None:
     settings = write_settings(tmp_path, ["health", "tasks"], {})
     code, out = invoke(settings, "worker")
@@ -614,6 +662,28 @@ def rabbit_queue(queue: str) -> Iterator[str]:
 
     with Connection(RABBIT, connect_timeout=5) as conn:
         conn.default_channel.queue_delete(queue)
+        conn.default_channel.exchange_delete(queue)  # Celery declares one named after the queue
+
+
+@pytest.fixture
+def rabbit_vhost(queue: str) -> Iterator[str]:
+    """A broker URL on a vhost of this test's own on the real RabbitMQ, deleted afterwards
+    with everything in it (Celery declares shared objects there: delayed-delivery queues)."""
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        pytest.skip("rabbitmqctl is not installed: no private vhost")
+    subprocess.run([ctl, "-q", "add_vhost", queue], check=True, capture_output=True, timeout=60)
+    try:
+        subprocess.run(
+            [ctl, "-q", "set_permissions", "-p", queue, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        yield f"amqp://guest:guest@127.0.0.1:5672/{queue}"
+    finally:
+        subprocess.run([ctl, "-q", "delete_vhost", queue], capture_output=True, timeout=60)
 
 
 def loaded_app(settings: Path) -> FastAPI:

@@ -213,6 +213,15 @@ def celery_config(conf: TasksSettings) -> dict[str, Any]:
         "enable_utc": True,
         "timezone": "UTC",
     }
+    if conf.routes:
+        config["task_routes"] = {pattern: {"queue": queue} for pattern, queue in conf.routes.items()}
+    if conf.queue_type == "quorum":
+        # replicated, durable queues; Celery then declares its delayed-delivery exchanges as
+        # quorum queues too and drops the global QoS quorum queues refuse
+        config["task_default_queue_type"] = "quorum"
+        config["task_create_missing_queue_type"] = "quorum"
+        config["broker_native_delayed_delivery_queue_type"] = "quorum"
+        transport["confirm_publish"] = True  # a publish returns once RabbitMQ has the message
     extra = dict(conf.celery)
     transport.update(extra.pop("broker_transport_options", None) or {})
     config.update(extra)

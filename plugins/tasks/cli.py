@@ -42,7 +42,9 @@ def _app(ctx: CliContext, worker: bool) -> Any:
 
 @click.command("worker")
 @click.option("-c", "--concurrency", type=click.IntRange(1, 1024), help="processes or threads (default: CPUs)")
-@click.option("-Q", "--queues", help="comma-separated queues to consume (default: [tasks] task_default_queue)")
+@click.option(
+    "-Q", "--queues", help="comma-separated queues to consume (default: the default queue and every [tasks] routes one)"
+)
 @click.option("-l", "--loglevel", type=click.Choice(LOGLEVELS, case_sensitive=False), default="info")
 @click.option("-P", "--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
 @click.option("-n", "--hostname", help="node name (default: celery@<host>)")
@@ -52,8 +54,8 @@ def worker_command(concurrency: int | None, queues: str | None, loglevel: str, p
     argv = ["worker", f"--loglevel={loglevel.upper()}", f"--pool={pool}"]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
-    if queues:
-        argv.append(f"--queues={queues}")
+    queues = queues or ",".join(app.fastplug.conf.queues)
+    argv.append(f"--queues={queues}")
     if hostname:
         argv.append(f"--hostname={hostname}")
     sys.exit(app.start(argv) or 0)

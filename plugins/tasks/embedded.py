@@ -44,7 +44,7 @@ class EmbeddedWorker:
             hostname=f"embedded-{os.getpid()}@{socket.gethostname()}",
             pool_cls="threads",
             concurrency=self.concurrency,
-            queues=[self.app.conf.task_default_queue],
+            queues=self.app.fastplug.conf.queues,  # the default queue and every [tasks] routes queue
             ready_callback=lambda *_: self._ready.set(),
             without_heartbeat=True,
             without_mingle=True,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fastplug.config import PluginSettings
 
@@ -20,6 +20,8 @@ OWN_KEYS = {
     "task_acks_late": "acks_late",
     "task_reject_on_worker_lost": "task_reject_on_worker_lost",
     "task_cls": "",
+    "task_routes": "routes",
+    "task_default_queue_type": "queue_type",
 }
 
 
@@ -45,6 +47,15 @@ class TasksSettings(PluginSettings):
     )
     embedded_concurrency: int = Field(2, ge=1, le=64, description="threads of the embedded worker")
     task_default_queue: str = Field("fastplug", min_length=1)
+    routes: dict[str, str] = Field(
+        default_factory=dict,
+        description='task name or glob -> queue, e.g. { "orders.*" = "orders" }; '
+        "manage.py worker consumes every queue named here unless -Q says which",
+    )
+    queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description='RabbitMQ: "quorum" declares replicated, durable quorum queues (production); amqp:// only',
+    )
     acks_late: bool = Field(True, description="acknowledge after the task ran: a killed worker's task is redelivered")
     task_reject_on_worker_lost: bool = True
     visibility_timeout: float = Field(
@@ -99,6 +110,20 @@ class TasksSettings(PluginSettings):
             raise ValueError(f"unknown result backend '{name}' ({hint})")
         return value
 
+    @field_validator("routes")
+    @classmethod
+    def _routes(cls, value: dict[str, str]) -> dict[str, str]:
+        for pattern, queue in value.items():
+            if not pattern.strip() or not queue.strip():
+                raise ValueError(f'expected "task name or glob" = "queue name", got "{pattern}" = "{queue}"')
+        return value
+
+    @model_validator(mode="after")
+    def _quorum_on_rabbitmq(self) -> TasksSettings:
+        if self.queue_type == "quorum" and not self.is_amqp:
+            raise ValueError('queue_type = "quorum" is RabbitMQ\'s: it needs an amqp:// broker_url')
+        return self
+
     @field_validator("celery")
     @classmethod
     def _celery_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +145,16 @@ class TasksSettings(PluginSettings):
     def is_memory(self) -> bool:
         """True for the in-process broker (only the server's embedded worker sees it)."""
         return self.broker_url.startswith("memory://")
+
+    @property
+    def is_amqp(self) -> bool:
+        """True for RabbitMQ brokers (amqp://, amqps://, pyamqp://)."""
+        return self.broker_url.partition("://")[0] in ("amqp", "amqps", "pyamqp")
+
+    @property
+    def queues(self) -> list[str]:
+        """The default queue and every queue ``routes`` names, each once."""
+        return list(dict.fromkeys([self.task_default_queue, *self.routes.values()]))
 
     @property
     def is_redis(self) -> bool:
