@@ -26,6 +26,9 @@ class Runtime:
     started: list[str] = field(default_factory=list)
     startup_error: str | None = None
     serving: bool = False  # every lifespan has started and the app is serving (until shutdown)
+    serves_http: bool = True
+    """False where the lifespans run only for a worker's services (``manage.py worker``'s
+    processes): plugins then open no listening socket of their own (the metrics port)."""
 
     @staticmethod
     def of(app: Any) -> Runtime:

@@ -496,6 +496,37 @@ def test_check_reports_a_bad_broker_url_clearly(tmp_path: Path) -> None:
     assert code == 1 and "broker_url" in out and "unknown broker transport 'rabbit'" in out
 
 
+@pytest.mark.slow
+def test_a_worker_beside_the_server_leaves_the_metrics_port_to_it(
+    tmp_path: Path, dists: FakeDists, manage: Callable[..., Manage], rabbit_queue: str, effects: Path, sqlite_url: str
+) -> None:
+    """One host, one settings file with ``[metrics] port``: the server holds the port, and the
+    worker's processes start their services (an async task needs them) without it."""
+    import socket
+
+    from fastplug.core.bootstrap import load
+    from fastplug.plugins.tasks.celery_app import build_celery
+
+    with socket.socket() as server_port:  # what the server's metrics port holds
+        server_port.bind(("127.0.0.1", 0))
+        server_port.listen()
+        tasks = {"broker_url": RABBIT, "task_default_queue": rabbit_queue, "embedded_worker": False}
+        settings = write_settings(
+            tmp_path,
+            ["health", "metrics", "db", "tasks", "probe"],
+            tasks,
+            db={"url": sqlite_url, "auto_migrate": True},
+            metrics={"port": server_port.getsockname()[1]},
+        )
+        worker = start_worker(manage, settings, "--concurrency=2", "--pool=prefork")
+        celery = build_celery(*load(settings))
+        for key in ("w1", "w2", "w3", "w4"):
+            celery.send_task("probe.db_record", (str(effects), key), queue=rabbit_queue)
+        wait_for(lambda: len(tasks_probe.lines(effects)) == 4, "the async tasks, on the worker's services")
+        assert worker.stop() == 0
+    assert "failed to start" not in worker.output(), worker.output()[-3000:]
+
+
 def test_rabbitmq_check_passes_and_the_embedded_worker_consumes_from_it(
     tmp_path: Path, make: Make, rabbit_queue: str, effects: Path
 ) -> None:

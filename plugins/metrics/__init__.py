@@ -23,7 +23,7 @@ import pluggy
 from fastapi import APIRouter, FastAPI
 
 from fastplug.config import Settings
-from fastplug.core import CheckMessage, MiddlewareSpec, PluginInfo, hookimpl
+from fastplug.core import CheckMessage, MiddlewareSpec, PluginInfo, Runtime, hookimpl
 from fastplug.plugins.metrics import hookspecs
 from fastplug.plugins.metrics.api import OPERATOR_ACCESS
 from fastplug.plugins.metrics.settings import MetricsSettings
@@ -86,7 +86,7 @@ def lifespan(app: FastAPI, settings: Settings) -> AbstractAsyncContextManager[di
 
     @asynccontextmanager
     async def run() -> AsyncIterator[dict[str, Any]]:
-        if conf.port is None:
+        if conf.port is None or not Runtime.of(app).serves_http:  # a worker's processes: the server serves it
             yield {OPERATOR_ACCESS: rule}
             return
         from fastplug.plugins.metrics.port import ScrapeApp, metrics_port

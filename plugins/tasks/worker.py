@@ -51,10 +51,11 @@ class ProcessServices:
         return runtime
 
     async def _enter(self) -> None:
-        from fastplug.core import build_app
+        from fastplug.core import Runtime, build_app
 
         app = build_app(self.settings, self.plugins)
         setattr(app.state, WORKER_CONTEXT, WorkerContext(self.celery, self.relay))
+        Runtime.of(app).serves_http = False  # a worker: no metrics port of its own beside the server's
         self._lifespan = app.router.lifespan_context(app)
         await self._lifespan.__aenter__()
 
