@@ -1,6 +1,7 @@
-"""The fleet: two app hosts (``serve --workers 2`` each) behind HAProxy, and a services host
-with PostgreSQL (a primary and its standby) and Redis (a master, a replica, three
-sentinels), each host a network namespace (:mod:`fleet.net`). One fleet serves the whole
+"""The fleet: two app hosts (``serve --workers 2`` each) behind HAProxy, two Celery worker
+hosts, and a services host with PostgreSQL (a primary and its standby), Redis (a master, a
+replica, three sentinels) and RabbitMQ, each host a network namespace (:mod:`fleet.net`).
+Prometheus scrapes the app hosts. One fleet serves the whole
 module; a test that breaks a part puts it back. Marked ``fleet`` and ``slow``; needs root,
 iproute2, PostgreSQL's binaries, redis-server and haproxy (skipped without them, except under
 ``CI=true``)."""
@@ -22,9 +23,11 @@ from chaos.app import ChaosApp, Process
 from fleet.balancer import Balancer
 from fleet.net import Host, Network
 from fleet.prometheus import Prometheus
-from fleet.services import MASTER, Postgres, RedisGroup, wait
+from fleet.services import MASTER, Postgres, Rabbit, RedisGroup, wait
 
 APP_PORT, METRICS_PORT = 8000, 9100
+TESTS = Path(__file__).resolve().parents[1]
+PROBE_QUEUE = "fleet-probe"
 PRODUCTS = 60
 
 
@@ -76,6 +79,18 @@ class Fleet:
                 raise AssertionError(f"serve on {name} not ready within {limit:g}s:\n{server.output()[-3000:]}")
             time.sleep(0.1)
 
+    def work(self, name: str) -> Process:
+        """Start ``manage.py worker`` on worker host ``name``; wait until it consumes."""
+        host = self.hosts[name]
+        self.project._logs += 1
+        log = self.root / f"{self.project._logs:02d}-worker-{name}.log"
+        argv = host.argv(*self.project.manage_argv("worker", "-c", "2", "-n", f"{name}@%h"))
+        worker = Process(argv, self.project.root, log, self.project.env)
+        self.servers[name] = worker
+        wait(lambda: " ready." in worker.output() or not worker.alive(), f"the worker on {name}", 60)
+        assert worker.alive(), worker.output()[-3000:]
+        return worker
+
     @property
     def lb(self) -> Balancer:
         assert self.balancer is not None
@@ -87,9 +102,16 @@ class Fleet:
         return self.prometheus
 
 
-def _overrides(net: Network, pg: Postgres, replica: Postgres, redis: RedisGroup) -> dict[str, object]:
+def _overrides(net: Network, pg: Postgres, replica: Postgres, redis: RedisGroup, rabbit: Rabbit) -> dict[str, object]:
     return {
-        "plugins": ["health", "metrics", "db", "redis", "cache", "users", "products"],
+        "plugins": ["health", "metrics", "db", "redis", "cache", "tasks", "users", "products", "probe"],
+        "tasks": {
+            "broker_url": rabbit.url,
+            "embedded_worker": False,
+            "queue_type": "quorum",
+            "routes": {"probe.*": PROBE_QUEUE},
+            "outbox_relay_interval": 0.2,
+        },
         "server": {"proxy_headers": True, "forwarded_allow_ips": net.gateway, "graceful_timeout": 10},
         "db": {
             "url": pg.url,
@@ -127,19 +149,25 @@ def fleet() -> Iterator[Fleet]:
         stack.callback(replica.remove)
         redis = RedisGroup(services, root)
         stack.callback(redis.stop)
-        project = ChaosApp(root / "project", _overrides(net, pg, replica, redis))
+        rabbit = Rabbit(services)
+        stack.callback(rabbit.remove)
+        project = ChaosApp(root / "project", _overrides(net, pg, replica, redis, rabbit))
+        shutil.copy(TESTS / "tasks_probe.py", project.root / "probe.py")  # a local plugin of the project
         project.run("db", "upgrade")
         project.run("db", "seed", "--users", "20", "--products", str(PRODUCTS))
         fleet = Fleet(net, root, services, pg, replica, redis, project)
         stack.callback(lambda: [server.kill() for server in fleet.servers.values()])
-        for number, name in ((11, "app1"), (12, "app2")):
+        for number, name in ((11, "app1"), (12, "app2"), (21, "work1"), (22, "work2")):
             fleet.hosts[name] = net.host(name, number)
-        for name in fleet.hosts:
+        for name in ("app1", "app2"):
             fleet.serve(name)
-        fleet.balancer = Balancer(root, [(n, f"{h.address}:{APP_PORT}") for n, h in fleet.hosts.items()])
+        for name in ("work1", "work2"):
+            fleet.work(name)
+        apps = [(name, f"{fleet.hosts[name].address}:{APP_PORT}") for name in ("app1", "app2")]
+        fleet.balancer = Balancer(root, apps)
         stack.callback(fleet.balancer.close)
         fleet.lb.wait_up("app1", "app2")
-        targets = [f"{h.address}:{METRICS_PORT}" for h in fleet.hosts.values()]
+        targets = [f"{fleet.hosts[name].address}:{METRICS_PORT}" for name in ("app1", "app2")]
         fleet.prometheus = Prometheus(root / "prometheus", targets)
         stack.callback(fleet.prometheus.close)
         wait(lambda: replica.sql("SELECT count(*) FROM products") == str(PRODUCTS), "the standby to have the seed")

@@ -59,6 +59,10 @@ class Host:
         """Run ``command`` inside this host to its end; its output."""
         return self.net.run_in(self.ns, *command)
 
+    def pids(self) -> list[int]:
+        """The processes running in this host."""
+        return [int(pid) for pid in ip("netns", "pids", self.ns, check=False).stdout.split()]
+
     def kill_all(self) -> None:
         """SIGKILL every process of this host."""
         pids = ip("netns", "pids", self.ns, check=False).stdout.split()

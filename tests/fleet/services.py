@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis as redis_sync
-from chaos.instances import _as, _postgres_bin, _private_dir
+from chaos.instances import PrivateRabbit, _as, _postgres_bin, _private_dir
 
 from fastplug.core.testing import require_tool
 from fleet.net import Host
@@ -144,3 +144,29 @@ class RedisGroup:
     def stop(self) -> None:
         for name in list(self.procs):
             self.kill(name)
+
+
+class Rabbit(PrivateRabbit):
+    """A private RabbitMQ node on ``host``, listening on its address (and loopback)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        super().__init__()
+        self.url = f"amqp://guest:guest@{host.address}:{self.port}//"
+
+    def start(self) -> None:
+        (self.dir / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = {self.port}\nloopback_users = none\n"  # guest from the other hosts
+        )
+        out = open(self.dir / "out.log", "ab")  # noqa: SIM115 - the node's own output, kept with its dir
+        argv = self.host.argv(*_as("rabbitmq", [self.server]))
+        self.proc = subprocess.Popen(argv, env=self.env, stdout=out, stderr=out, start_new_session=True)
+        out.close()
+
+        def accepts() -> bool:
+            import socket
+
+            with socket.create_connection((self.host.address, self.port), timeout=0.5):
+                return True
+
+        wait(accepts, "the fleet's RabbitMQ node", 90)

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import httpx
+import tasks_probe
 from chaos.load import Load, Record, Request, describe, statuses
 
 from fleet.conftest import METRICS_PORT, PRODUCTS, Fleet
@@ -140,7 +141,7 @@ def test_prometheus_scrapes_both_hosts_and_counts_what_the_balancer_counted(flee
     prom = fleet.prom
     wait(lambda: set(prom.targets_up().values()) == {"up"}, "prometheus to scrape both hosts", 30)
     instances = {dict(k)["instance"] for k in prom.query("up")}
-    assert instances == {f"{h.address}:{METRICS_PORT}" for h in fleet.hosts.values()}
+    assert instances == {f"{fleet.hosts[name].address}:{METRICS_PORT}" for name in ("app1", "app2")}
     time.sleep(1.5)  # a scrape after any earlier test's last request
     before, counted = time.time(), fleet.lb.total()
     with Load(fleet.lb.url, _reads(5), connections=8, limit=60, max_requests=3000) as load:
@@ -157,3 +158,34 @@ def test_prometheus_scrapes_both_hosts_and_counts_what_the_balancer_counted(flee
     assert len(per_host) == 2 and all(v > 0 for v in per_host.values()), per_host
     (rate,) = prom.query('sum(rate(http_requests_total{route!~"/health/.*"}[30s]))').values()
     assert rate > 0
+
+
+def test_outbox_tasks_run_once_across_two_relaying_hosts_and_two_worker_hosts(fleet: Fleet) -> None:
+    """Orders of work posted through the balancer (both hosts enqueue in their transactions and
+    relay their outboxes, SKIP LOCKED), routed to a quorum queue, consumed by both worker hosts:
+    each task's side effect once."""
+    effects = fleet.root / "effects.txt"
+    keys = [f"k{n}" for n in range(400)]
+    pending = iter(keys)
+
+    def post(worker: int, n: int) -> Request:
+        key = next(pending)
+        return Request("POST", "/probe/outbox", {"path": str(effects), "key": key}, key=key)
+
+    with Load(fleet.lb.url, post, connections=8, limit=60, max_requests=len(keys)) as load:
+        load.wait_for(len(keys))
+    assert [r.status for r in load.records] == [201] * len(keys), dict(statuses(load.records))
+    try:
+        wait(lambda: len(tasks_probe.lines(effects)) >= len(keys), "every task to run", 60)
+    except AssertionError:
+        states = fleet.pg.sql("SELECT state, count(*) FROM tasks_outbox GROUP BY state")
+        logs = {name: fleet.servers[name].output()[-1500:] for name in ("work1", "app1")}
+        raise AssertionError(f"{len(tasks_probe.lines(effects))} ran; outbox {states}; {logs}") from None
+    time.sleep(1.0)  # a duplicate would come now
+    ran = Counter(line.split()[0] for line in tasks_probe.lines(effects))
+    assert sorted(ran) == sorted(keys) and set(ran.values()) == {1}, [k for k, n in ran.items() if n > 1]
+    pids = {int(line.split()[1]) for line in tasks_probe.lines(effects)}
+    by_host = {name: pids & set(fleet.hosts[name].pids()) for name in ("work1", "work2")}
+    assert all(by_host.values()), f"a worker host ran nothing: {by_host}"
+    states = fleet.pg.sql("SELECT state, count(*) FROM tasks_outbox GROUP BY state")
+    assert states == f"done|{len(keys)}", states
