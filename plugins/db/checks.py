@@ -96,12 +96,45 @@ def budget_warning(conf: DbSettings, workers: int, limit: ServerLimit) -> CheckW
     )
 
 
+PGBOUNCER_PORT = 6432
+
+
+def pooler_warnings(conf: DbSettings) -> list[CheckMessage]:
+    """``db.W002``: a URL on PgBouncer's port without ``transaction_pooler``; ``db.W003``:
+    ``statement_timeout_ms`` with it (not sent through a pooler)."""
+    if not is_postgres(make_url(conf.url)):
+        return []
+    found: list[CheckMessage] = []
+    ports = {make_url(url).port for url in (conf.url, *conf.read_urls)}
+    if PGBOUNCER_PORT in ports and not conf.transaction_pooler:
+        found.append(
+            CheckWarning(
+                f"[db] url is on port {PGBOUNCER_PORT}, PgBouncer's: in transaction mode (pool_mode = transaction) "
+                "prepared statements and autocommit reads fail under load",
+                "db.W002",
+                "set [db] transaction_pooler = true (or ignore this for session mode)",
+            )
+        )
+    if conf.transaction_pooler and conf.statement_timeout_ms:
+        found.append(
+            CheckWarning(
+                "[db] statement_timeout_ms is not sent through a transaction pooler (PgBouncer refuses it when "
+                "connecting)",
+                "db.W003",
+                f"set it on the role: ALTER ROLE <user> SET statement_timeout = '{conf.statement_timeout_ms}ms'",
+            )
+        )
+    return found
+
+
 async def checks(settings: Settings) -> Sequence[CheckMessage]:
-    """``db.E001`` when the database cannot be reached, ``db.W001`` when the pools do not fit."""
+    """``db.E001`` when the database cannot be reached, ``db.W001`` when the pools do not fit,
+    ``db.W002``/``db.W003`` about a transaction pooler."""
     conf = db_settings(settings)
+    found = pooler_warnings(conf)
     problem, limit = await probe(conf)
     if problem is not None:
         hint = "is [db] url right and the server up?"
-        return [CheckError(f"cannot connect to the database: {problem}", "db.E001", hint)]
+        return [*found, CheckError(f"cannot connect to the database: {problem}", "db.E001", hint)]
     warning = budget_warning(conf, settings.core.server.workers, limit) if limit is not None else None
-    return [warning] if warning is not None else []
+    return [*found, warning] if warning is not None else found

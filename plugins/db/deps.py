@@ -73,20 +73,21 @@ returns, rolled back if it raises, closed before the response is sent."""
 async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     maker = _maker(conn)
     state = conn.scope["state"]
+    primary: AsyncEngine = state[READ_ENGINE]  # autocommit, unless through a transaction pooler
     replicas: Replicas | None = state.get(REPLICAS)
     replica = replicas.pick(conn.scope) if replicas is not None else None
     async with state.get(GATE, NO_GATE):
-        session = maker() if replica is None else maker(bind=replica.engine)
+        session = maker(bind=primary if replica is None else replica.read_engine)
         try:
             try:
-                await session.connection(execution_options=AUTOCOMMIT)
+                await session.connection()
             except Exception as exc:
                 if replica is None or (down := connection_failed(exc)) is None:
                     raise
                 replicas.failed(replica, down)  # type: ignore[union-attr]
                 await _close(session)
-                session = maker()  # the primary
-                await session.connection(execution_options=AUTOCOMMIT)
+                session = maker(bind=primary)
+                await session.connection()
             yield session
         except OSError as exc:
             reraise_os_error(exc)

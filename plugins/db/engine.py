@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import uuid
 import weakref
 from contextvars import ContextVar
 from pathlib import Path
@@ -143,14 +144,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _postgres_options(conf: DbSettings) -> dict[str, Any]:
-    server_settings = {"application_name": "fastplug"}
-    if conf.statement_timeout_ms:
+def unique_statement_name() -> str:
+    """A prepared statement name no other client of a pooled server connection uses."""
+    return f"__fastplug_{uuid.uuid4().hex}__"
+
+
+def startup_settings(conf: DbSettings, application_name: str) -> dict[str, str]:
+    """The server settings sent when connecting. Through a transaction pooler only the
+    application name: PgBouncer refuses a connection that sends ``statement_timeout``."""
+    server_settings = {"application_name": application_name}
+    if conf.statement_timeout_ms and not conf.transaction_pooler:
         server_settings["statement_timeout"] = str(conf.statement_timeout_ms)
-    return {
-        **_pool_options(conf),
-        "connect_args": {"timeout": conf.connect_timeout, "server_settings": server_settings},
+    return server_settings
+
+
+def _postgres_options(conf: DbSettings) -> dict[str, Any]:
+    connect_args: dict[str, Any] = {
+        "timeout": conf.connect_timeout,
+        "server_settings": startup_settings(conf, "fastplug"),
     }
+    if conf.transaction_pooler:
+        # a statement prepared on one server connection is unknown on the next one PgBouncer
+        # gives: nothing kept between transactions, and names that never collide
+        connect_args.update(
+            statement_cache_size=0,
+            prepared_statement_cache_size=0,
+            prepared_statement_name_func=unique_statement_name,
+        )
+    return {**_pool_options(conf), "connect_args": connect_args}
 
 
 def db_settings(settings: Settings) -> DbSettings:
@@ -167,7 +188,7 @@ def db_settings(settings: Settings) -> DbSettings:
     return conf.model_copy(update={"url": absolute.render_as_string(hide_password=False)})
 
 
-def replace_dead_connections(engine: AsyncEngine, idle: float) -> None:
+def replace_dead_connections(engine: AsyncEngine, idle: float, ping: bool = True) -> None:
     """``pool_pre_ping`` without its round trip on busy connections.
 
     At checkout a connection whose socket the server closed (a restart, a killed backend)
@@ -191,7 +212,7 @@ def replace_dead_connections(engine: AsyncEngine, idle: float) -> None:
         is_closed = getattr(getattr(dbapi_connection, "driver_connection", None), "is_closed", None)
         if is_closed is not None and is_closed():
             raise DisconnectionError("connection closed by the server")
-        if time.monotonic() - record.info.get("fastplug.used", 0.0) > idle:
+        if ping and time.monotonic() - record.info.get("fastplug.used", 0.0) > idle:
             try:
                 dialect.do_ping(dbapi_connection)
             except Exception as exc:
@@ -209,7 +230,9 @@ def create_engine(conf: DbSettings, counter: QueryCounter) -> AsyncEngine:
         options = {k: v for k, v in _pool_options(conf).items() if k != "poolclass"}
     engine = create_async_engine(url, echo=conf.echo, hide_parameters=not conf.echo, **options)
     if conf.pool_pre_ping:
-        replace_dead_connections(engine, conf.pre_ping_idle)
+        # through a pooler, PgBouncer keeps the server connections healthy; a ping outside a
+        # transaction could be parsed on one server connection and run on another
+        replace_dead_connections(engine, conf.pre_ping_idle, ping=not conf.transaction_pooler)
     if url.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     elif is_postgres(url):  # which transactions wrote: their commits are checked (plugins/db/sessions.py)
@@ -252,9 +275,9 @@ async def create_raw_pool(conf: DbSettings) -> Any:
     _, params = url.get_dialect()().create_connect_args(url)
     for sqlalchemy_only in ("prepared_statement_cache_size", "prepared_statement_name_func", "async_creator_fn"):
         params.pop(sqlalchemy_only, None)
-    server_settings = {"application_name": "fastplug-raw"}
-    if conf.statement_timeout_ms:
-        server_settings["statement_timeout"] = str(conf.statement_timeout_ms)
+    server_settings = startup_settings(conf, "fastplug-raw")
+    if conf.transaction_pooler:
+        params["statement_cache_size"] = 0  # unnamed statements, each run in a transaction (rawpool.py)
     options: dict[str, Any] = {
         **params,
         "max_size": conf.raw_pool.max_size,

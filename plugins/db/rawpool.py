@@ -20,11 +20,12 @@ class _Acquired:
     A bare ``OSError`` asyncpg raised in the block leaves it as :class:`DatabaseUnavailable`
     too (asyncpg's own errors are classified by the db plugin's exception handlers)."""
 
-    __slots__ = ("bounded", "connection")
+    __slots__ = ("bounded", "connection", "transaction")
 
     def __init__(self, bounded: BoundedPool) -> None:
         self.bounded = bounded
         self.connection: Any = None
+        self.transaction: Any = None
 
     async def __aenter__(self) -> Any:
         bounded = self.bounded
@@ -39,9 +40,29 @@ class _Acquired:
             if down is None:
                 raise
             raise down from exc
+        if bounded.in_transaction:  # through a transaction pooler: the server connection is ours until COMMIT
+            self.transaction = self.connection.transaction()
+            try:
+                await self.transaction.start()
+            except BaseException:
+                await bounded.pool.release(self.connection, timeout=bounded.timeout)
+                raise
         return self.connection
 
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if self.transaction is not None:
+            try:
+                if exc is None:
+                    await self.transaction.commit()
+                else:
+                    await self.transaction.rollback()
+            finally:
+                self.transaction = None
+                await self._release(exc)
+            return
+        await self._release(exc)
+
+    async def _release(self, exc: BaseException | None) -> None:
         try:
             await self.bounded.pool.release(self.connection, timeout=self.bounded.timeout)
         except Exception as error:  # the pool terminated the connection; a new one replaces it
@@ -60,10 +81,14 @@ class BoundedPool:
     (its own acquire has none of this).
     """
 
-    __slots__ = ("__weakref__", "pool", "timeout")
+    __slots__ = ("__weakref__", "in_transaction", "pool", "timeout")
 
-    def __init__(self, pool: Any, timeout: float) -> None:
+    def __init__(self, pool: Any, timeout: float, in_transaction: bool = False) -> None:
         self.pool, self.timeout = pool, timeout
+        self.in_transaction = in_transaction
+        """Each ``acquire()`` runs in a transaction (committed at its end, rolled back on an
+        error): ``[db] transaction_pooler``, where a statement outside one may be parsed on one
+        server connection and run on another."""
 
     def acquire(self) -> _Acquired:
         """``async with pool.acquire() as connection:``."""

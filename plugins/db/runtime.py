@@ -101,19 +101,21 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
         if should_migrate(conf) and os.environ.get(MIGRATED) != "1":
             await migrate(engine, settings, plugins)
         raw_pool = await create_raw_pool(conf)
-        read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")  # shares the pool
+        read_engine = read_engine_of(engine, conf)  # shares the pool
         # PostgreSQL: a COMMIT whose answer is lost is looked up, never answered as failed if it was not
         postgres = is_postgres(make_url(conf.url))
         checked = postgres and conf.resolve_lost_commits
         session_class = checked_session_class(counter.add, conf.pool_timeout) if checked else AsyncSession
         gate = FairGate(conf.pool_size + conf.max_overflow, conf.pool_timeout)
-        bounded = BoundedPool(raw_pool, conf.pool_timeout) if raw_pool is not None else None
+        pooled = conf.transaction_pooler
+        bounded = BoundedPool(raw_pool, conf.pool_timeout, pooled) if raw_pool is not None else None
         services: dict[str, Any] = {
             ENGINE: engine,
             READ_ENGINE: read_engine,
             SESSIONMAKER: async_sessionmaker(engine, class_=session_class, expire_on_commit=False),
             GATE: gate,
-            READER: Reader(bounded, read_engine, gate, counter.add),
+            # through a transaction pooler, ReadQuery takes SQLAlchemy's path (unique statement names)
+            READER: Reader(None if pooled else bounded, read_engine, gate, counter.add),
             QUERIES: counter,
             POOL_STATS: partial(pool_stats, engine),
         }
@@ -140,6 +142,13 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
             await engine.dispose()
 
 
+def read_engine_of(engine: AsyncEngine, conf: DbSettings) -> AsyncEngine:
+    """The engine the read paths use: autocommit (no BEGIN/COMMIT round trips), except through
+    a transaction pooler, where a statement outside a transaction may be parsed on one server
+    connection and run on another."""
+    return engine if conf.transaction_pooler else engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 async def start_replicas(conf: DbSettings, counter: QueryCounter) -> Replicas:
     """An engine and a raw pool per ``[db] read_urls`` entry; none connects before first use
     (a replica down at startup is left out by the first lag check, not a startup failure)."""
@@ -152,8 +161,9 @@ async def start_replicas(conf: DbSettings, counter: QueryCounter) -> Replicas:
             Replica(
                 name=replica_name(url),
                 engine=engine,
-                read_engine=engine.execution_options(isolation_level="AUTOCOMMIT"),
-                raw=BoundedPool(raw, conf.pool_timeout) if raw is not None else None,
+                read_engine=read_engine_of(engine, conf),
+                # through a transaction pooler, ReadQuery takes SQLAlchemy's path (as on the primary)
+                raw=None if raw is None or conf.transaction_pooler else BoundedPool(raw, conf.pool_timeout),
                 raw_pool=raw,
             )
         )

@@ -37,6 +37,12 @@ class DbSettings(PluginSettings):
     statement_timeout_ms: int | None = Field(30_000, ge=1, description="PostgreSQL statement_timeout")
     echo: bool = False
     raw_pool: RawPoolSettings = Field(default_factory=RawPoolSettings)
+    transaction_pooler: bool = Field(
+        False,
+        description="url and read_urls go through PgBouncer in transaction mode (pool_mode = transaction): "
+        "no statement cache, unique statement names, every statement in a transaction; statement_timeout "
+        "is not sent when connecting (set it on the role)",
+    )
     read_urls: list[str] = Field(
         default_factory=list,
         description="PostgreSQL replicas (streaming standbys) for the read paths: DbReadSession, "
