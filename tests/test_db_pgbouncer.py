@@ -4,8 +4,6 @@ shared by many concurrent requests, and none fails."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from fastplug.core import PluginInfo, hookimpl
-from fastplug.core.testing import LiveServer, require_tool
+from fastplug.core.testing import LiveServer
 from fastplug.plugins.db.api import DbReader, ReadQuery
-from tests.chaos.instances import _as, _private_dir, free_port, wait_port
+from tests.chaos.instances import PrivatePgBouncer, free_port
 
 pytestmark = pytest.mark.slow
 COUNT_NOTES = ReadQuery(select(func.count().label("n")).select_from(db_notes.Note.__table__))
@@ -48,28 +46,12 @@ class Reads:
 def pgbouncer(pg_url: str) -> Iterator[str]:
     """A private PgBouncer, ``pool_mode = transaction`` with 2 server connections, in front of
     this test's database; the SQLAlchemy URL through it."""
-    binary = shutil.which("pgbouncer") or require_tool("pgbouncer")
     url = make_url(pg_url)
-    where = _private_dir("fastplug-pgbouncer-", "postgres")
-    port = free_port()
-    (where / "users.txt").write_text('"postgres" ""\n')
-    (where / "pgbouncer.ini").write_text(
-        f"[databases]\n{url.database} = host={url.host} port={url.port} dbname={url.database} user=postgres\n"
-        f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {where / 'users.txt'}\npool_mode = transaction\n"
-        "default_pool_size = 2\nmin_pool_size = 0\nreserve_pool_size = 0\nmax_client_conn = 500\n"
-        f"logfile = {where / 'pgbouncer.log'}\npidfile = {where / 'pgbouncer.pid'}\n"
-    )
-    proc = subprocess.Popen(
-        _as("postgres", [binary, str(where / "pgbouncer.ini")]), stdout=subprocess.DEVNULL, start_new_session=True
-    )
+    bouncer = PrivatePgBouncer(("127.0.0.1", free_port()), (url.host or "", url.port or 5432), url.database or "")
     try:
-        wait_port(port, True, "the private PgBouncer", limit=30)
-        yield url.set(port=port).render_as_string(hide_password=False)
+        yield bouncer.url
     finally:
-        proc.kill()
-        proc.wait()
-        shutil.rmtree(where, ignore_errors=True)
+        bouncer.kill()
 
 
 PATHS = (

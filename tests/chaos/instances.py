@@ -169,6 +169,51 @@ class PrivateReplica(PrivatePostgres):
         self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/app"
 
 
+class PrivatePgBouncer:
+    """A throwaway PgBouncer in front of ``database`` on ``target`` (``host:port``), listening
+    on ``listen`` (``host:port``), trust auth, ``pool_mode``; ``prefix`` runs it elsewhere
+    (``ip netns exec NS``). ``kill()`` stops it and removes its files."""
+
+    def __init__(
+        self,
+        listen: tuple[str, int],
+        target: tuple[str, int],
+        database: str,
+        pool_mode: str = "transaction",
+        pool_size: int = 2,
+        prefix: tuple[str, ...] = (),
+    ) -> None:
+        binary = shutil.which("pgbouncer") or require_tool("pgbouncer")
+        self.dir = _private_dir("fastplug-pgbouncer-", "postgres")
+        self.host, self.port = listen
+        (self.dir / "users.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n{database} = host={target[0]} port={target[1]} dbname={database} user=postgres\n"
+            f"[pgbouncer]\nlisten_addr = {self.host}\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {self.dir / 'users.txt'}\npool_mode = {pool_mode}\n"
+            f"default_pool_size = {pool_size}\nmin_pool_size = 0\nreserve_pool_size = 0\nmax_client_conn = 2000\n"
+            f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n"
+        )
+        argv = [*prefix, *_as("postgres", [binary, str(self.dir / "pgbouncer.ini")])]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.kill()
+                    raise AssertionError("the private PgBouncer did not start") from None
+                time.sleep(0.05)
+        self.url = f"postgresql+asyncpg://postgres@{self.host}:{self.port}/{database}"
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class PrivateRedis:
     """A throwaway ``redis-server`` (nothing on disk): ``start()``, ``kill()``, ``pause()``
     (SIGSTOP: hung, connections open), ``resume()``, ``restart()`` (empty again)."""

@@ -1,6 +1,7 @@
 """The fleet: two app hosts (``serve --workers 2`` each) behind HAProxy, two Celery worker
 hosts, and a services host with PostgreSQL (a primary and its standby), Redis (a master, a
-replica, three sentinels) and RabbitMQ, each host a network namespace (:mod:`fleet.net`).
+replica, three sentinels), PgBouncer in transaction mode in front of the primary, and
+RabbitMQ, each host a network namespace (:mod:`fleet.net`).
 Prometheus scrapes the app hosts. One fleet serves the whole
 module; a test that breaks a part puts it back. Marked ``fleet`` and ``slow``; needs root,
 iproute2, PostgreSQL's binaries, redis-server and haproxy (skipped without them, except under
@@ -19,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from chaos.app import ChaosApp, Process
+from chaos.instances import PrivatePgBouncer
 
 from fleet.balancer import Balancer
 from fleet.net import Host, Network
@@ -102,7 +104,9 @@ class Fleet:
         return self.prometheus
 
 
-def _overrides(net: Network, pg: Postgres, replica: Postgres, redis: RedisGroup, rabbit: Rabbit) -> dict[str, object]:
+def _overrides(
+    net: Network, bouncer: PrivatePgBouncer, replica: Postgres, redis: RedisGroup, rabbit: Rabbit
+) -> dict[str, object]:
     return {
         "plugins": ["health", "metrics", "db", "redis", "cache", "tasks", "users", "products", "probe"],
         "tasks": {
@@ -114,7 +118,8 @@ def _overrides(net: Network, pg: Postgres, replica: Postgres, redis: RedisGroup,
         },
         "server": {"proxy_headers": True, "forwarded_allow_ips": net.gateway, "graceful_timeout": 10},
         "db": {
-            "url": pg.url,
+            "url": bouncer.url,  # writes and the outbox through PgBouncer; reads on the standby
+            "transaction_pooler": True,
             "read_urls": [replica.url],
             "pool_size": 5,
             "max_overflow": 5,
@@ -151,7 +156,11 @@ def fleet() -> Iterator[Fleet]:
         stack.callback(redis.stop)
         rabbit = Rabbit(services)
         stack.callback(rabbit.remove)
-        project = ChaosApp(root / "project", _overrides(net, pg, replica, redis, rabbit))
+        bouncer = PrivatePgBouncer(
+            (services.address, 6432), ("127.0.0.1", pg.port), "app", pool_size=20, prefix=tuple(services.argv())
+        )
+        stack.callback(bouncer.kill)
+        project = ChaosApp(root / "project", _overrides(net, bouncer, replica, redis, rabbit))
         shutil.copy(TESTS / "tasks_probe.py", project.root / "probe.py")  # a local plugin of the project
         project.run("db", "upgrade")
         project.run("db", "seed", "--users", "20", "--products", str(PRODUCTS))
