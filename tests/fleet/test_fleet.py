@@ -189,3 +189,18 @@ def test_outbox_tasks_run_once_across_two_relaying_hosts_and_two_worker_hosts(fl
     assert all(by_host.values()), f"a worker host ran nothing: {by_host}"
     states = fleet.pg.sql("SELECT state, count(*) FROM tasks_outbox GROUP BY state")
     assert states == f"done|{len(keys)}", states
+
+
+def test_behind_the_balancer_the_client_is_who_the_balancer_says(fleet: Fleet) -> None:
+    """``[server] proxy_headers`` trusts the balancer's address only: through it, the client is
+    the one HAProxy saw (loopback here), whatever ``X-Forwarded-For`` the client sent; directly,
+    the peer. The health details are for the fleet's network only (``[metrics] allow``)."""
+    inside = f"{fleet.net.prefix}.99"
+
+    def detail(base: str, headers: dict[str, str] | None = None) -> bool:
+        answer = httpx.get(f"{base}/health/ready", headers=headers or {}, timeout=5).json()
+        return "detail" in answer["checks"]["db"]
+
+    assert detail(fleet.url("app1"))  # the peer itself is on the fleet's network
+    assert not detail(fleet.lb.url)  # through the balancer: the client is 127.0.0.1
+    assert not detail(fleet.lb.url, {"X-Forwarded-For": inside})  # a forged hop changes nothing
