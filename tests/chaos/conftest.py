@@ -21,6 +21,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.chaos)
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("load"))  # one after another, beside the rest
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ iproute2, PostgreSQL's binaries, redis-server and haproxy (skipped without them,
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.fleet)
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group("load"))  # one after another, beside the rest
 
 
 @dataclass
@@ -56,39 +58,32 @@ class Fleet:
     servers: dict[str, Process] = field(default_factory=dict)
     balancer: Balancer | None = None
     prometheus: Prometheus | None = None
+    _logs: Iterator[int] = field(default_factory=itertools.count)
 
     def url(self, name: str) -> str:
         return f"http://{self.hosts[name].address}:{APP_PORT}"
 
+    def _start(self, name: str, kind: str, *args: str) -> Process:
+        """``manage.py ARGS`` on host ``name``, its output in the fleet's directory."""
+        log = self.root / f"{kind}-{name}-{next(self._logs):02d}.log"
+        argv = self.hosts[name].argv(*self.project.manage_argv(*args))
+        process = self.servers[name] = Process(argv, self.project.root, log, self.project.env)
+        return process
+
     def serve(self, name: str, limit: float = 60.0) -> Process:
-        host = self.hosts[name]
-        self.project._logs += 1
-        log = self.root / f"{self.project._logs:02d}-serve-{name}.log"
-        serve = ("serve", "--host", "0.0.0.0", "--port", str(APP_PORT), "--workers", "2")
-        argv = host.argv(*self.project.manage_argv(*serve))
-        server = Process(argv, self.project.root, log, self.project.env)
-        self.servers[name] = server
-        deadline = time.monotonic() + limit
-        while True:
-            if not server.alive():
-                raise AssertionError(f"serve on {name} exited:\n{server.output()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url(name)}/health/ready", timeout=1.0).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"serve on {name} not ready within {limit:g}s:\n{server.output()[-3000:]}")
-            time.sleep(0.1)
+        """Start ``serve --workers 2`` on app host ``name``; wait until ``/health/ready`` is 200."""
+        server = self._start(name, "serve", "serve", "--host", "0.0.0.0", "--port", str(APP_PORT), "--workers", "2")
+
+        def ready() -> bool:
+            return not server.alive() or httpx.get(f"{self.url(name)}/health/ready", timeout=1.0).status_code == 200
+
+        wait(ready, f"serve on {name} to be ready", limit)
+        assert server.alive(), f"serve on {name} exited:\n{server.output()[-3000:]}"
+        return server
 
     def work(self, name: str) -> Process:
         """Start ``manage.py worker`` on worker host ``name``; wait until it consumes."""
-        host = self.hosts[name]
-        self.project._logs += 1
-        log = self.root / f"{self.project._logs:02d}-worker-{name}.log"
-        argv = host.argv(*self.project.manage_argv("worker", "-c", "2", "-n", f"{name}@%h"))
-        worker = Process(argv, self.project.root, log, self.project.env)
-        self.servers[name] = worker
+        worker = self._start(name, "worker", "worker", "-c", "2", "-n", f"{name}@%h")
         wait(lambda: " ready." in worker.output() or not worker.alive(), f"the worker on {name}", 60)
         assert worker.alive(), worker.output()[-3000:]
         return worker
@@ -147,6 +142,9 @@ def fleet() -> Iterator[Fleet]:
         net = Network()
         stack.callback(net.close)  # last: kills whatever still runs in a host
         services = net.host("svc", 1)
+        pool = stack.enter_context(ThreadPoolExecutor(4))
+        booting = pool.submit(Rabbit, services)  # its node takes the longest: it boots meanwhile
+        stack.callback(lambda: booting.result().remove())
         pg = Postgres(services, 5432)
         stack.callback(pg.remove)
         pg.sql("CREATE DATABASE app", database="postgres")
@@ -154,8 +152,7 @@ def fleet() -> Iterator[Fleet]:
         stack.callback(replica.remove)
         redis = RedisGroup(services, root)
         stack.callback(redis.stop)
-        rabbit = Rabbit(services)
-        stack.callback(rabbit.remove)
+        rabbit = booting.result()
         bouncer = PrivatePgBouncer(
             (services.address, 6432), ("127.0.0.1", pg.port), "app", pool_size=20, prefix=tuple(services.argv())
         )
@@ -168,10 +165,10 @@ def fleet() -> Iterator[Fleet]:
         stack.callback(lambda: [server.kill() for server in fleet.servers.values()])
         for number, name in ((11, "app1"), (12, "app2"), (21, "work1"), (22, "work2")):
             fleet.hosts[name] = net.host(name, number)
-        for name in ("app1", "app2"):
-            fleet.serve(name)
-        for name in ("work1", "work2"):
-            fleet.work(name)
+        started = [pool.submit(fleet.serve, "app1"), pool.submit(fleet.serve, "app2")]
+        started += [pool.submit(fleet.work, "work1"), pool.submit(fleet.work, "work2")]
+        for future in started:
+            future.result()
         apps = [(name, f"{fleet.hosts[name].address}:{APP_PORT}") for name in ("app1", "app2")]
         fleet.balancer = Balancer(root, apps)
         stack.callback(fleet.balancer.close)
