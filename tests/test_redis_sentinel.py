@@ -182,3 +182,46 @@ def test_the_cache_eviction_check_asks_the_master_the_sentinels_name(replicated:
     redis_sync.Redis(port=replicated.ports["master"]).config_set("maxmemory", "64mb")
     redis_sync.Redis(port=replicated.ports["master"]).config_set("maxmemory-policy", "allkeys-lru")
     assert _check_eviction(str(conf.url), conf.sentinel) == []
+
+
+def test_rate_limits_on_redis_work_through_the_sentinels(
+    replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI]
+) -> None:
+    import cache_shop
+
+    limits = {"backend": "redis", "key_prefix": "fp-sentinel-rl:", "routes": {"GET /items/*": "3/minute"}}
+    app = fastplug_app_factory(
+        extra_plugins={"shop": cache_shop},
+        plugins=["health", "redis", "security", "shop"],
+        redis=_settings(replicated),
+        security={"rate_limits": limits},
+    )
+    master = redis_sync.Redis(port=replicated.ports["master"])
+    with LiveServer(app) as live:
+        answers = [httpx.get(live.url + f"/items/{n}") for n in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1].headers["retry-after"] == "20"
+    assert any(key.startswith(b"fp-sentinel-rl:") for key in master.keys("*"))  # the bucket is on the master
+
+
+def test_a_celery_broker_through_the_sentinels(
+    replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI], tmp_path: Path
+) -> None:
+    """``[tasks] broker_url = "sentinel://...;sentinel://..."`` with the master's name in
+    ``[tasks.celery] broker_transport_options``: kombu's own Sentinel transport."""
+    import tasks_probe
+
+    nodes = ";".join(f"sentinel://127.0.0.1:{replicated.ports[name]}" for name in ("s1", "s2", "s3"))
+    tasks = {
+        "broker_url": nodes,
+        "embedded_worker": True,
+        "task_default_queue": "fp-sentinel-tasks",
+        "celery": {"broker_transport_options": {"master_name": MASTER}},
+    }
+    app = fastplug_app_factory(extra_plugins={"probe": tasks_probe}, plugins=["health", "tasks", "probe"], tasks=tasks)
+    effects = tmp_path / "effects.txt"
+    with LiveServer(app) as live:
+        assert httpx.post(live.url + "/probe/delay", json={"path": str(effects), "key": "s1"}).status_code == 201
+        _wait(lambda: bool(tasks_probe.lines(effects)), "the task, through the sentinels' master")
+    master = redis_sync.Redis(port=replicated.ports["master"])
+    assert master.exists("_kombu.binding.fp-sentinel-tasks")  # the queue is on the master
