@@ -22,10 +22,9 @@ from fastplug.plugins.db.errors import reraise_os_error
 from fastplug.plugins.db.gate import NO_GATE
 from fastplug.plugins.db.keys import ENGINE, GATE, RAW_POOL, READ_ENGINE, REPLICAS, SESSIONMAKER
 from fastplug.plugins.db.rawpool import BoundedPool
-from fastplug.plugins.db.replicas import WRITER, Replicas, connection_failed
+from fastplug.plugins.db.replicas import WRITER, Replicas, on_replica
 
 log = logging.getLogger("fastplug.db")
-AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 def _maker(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
@@ -70,24 +69,33 @@ DbSession = Annotated[AsyncSession, Depends(_session, scope="function")]
 returns, rolled back if it raises, closed before the response is sent."""
 
 
+async def _open_session(maker: async_sessionmaker[AsyncSession], engine: AsyncEngine) -> AsyncSession:
+    """A session bound to ``engine`` with its connection taken (closed again if that fails)."""
+    session = maker(bind=engine)
+    try:
+        await session.connection()
+    except BaseException:
+        await _close(session)
+        raise
+    return session
+
+
 async def _read_session(conn: HTTPConnection) -> AsyncIterator[AsyncSession]:
     maker = _maker(conn)
     state = conn.scope["state"]
     primary: AsyncEngine = state[READ_ENGINE]  # autocommit, unless through a transaction pooler
     replicas: Replicas | None = state.get(REPLICAS)
-    replica = replicas.pick(conn.scope) if replicas is not None else None
     async with state.get(GATE, NO_GATE):
-        session = maker(bind=primary if replica is None else replica.read_engine)
         try:
-            try:
-                await session.connection()
-            except Exception as exc:
-                if replica is None or (down := connection_failed(exc)) is None:
-                    raise
-                replicas.failed(replica, down)  # type: ignore[union-attr]
-                await _close(session)
-                session = maker(bind=primary)
-                await session.connection()
+            if replicas is None:
+                session = await _open_session(maker, primary)
+            else:
+                session = await on_replica(
+                    replicas, conn.scope, lambda r: _open_session(maker, primary if r is None else r.read_engine)
+                )
+        except OSError as exc:
+            reraise_os_error(exc)
+        try:
             yield session
         except OSError as exc:
             reraise_os_error(exc)
@@ -108,24 +116,22 @@ async def _read_connection(conn: HTTPConnection) -> AsyncIterator[AsyncConnectio
     except KeyError:
         raise ServiceMissing("no database connection: is the db plugin enabled and started?") from None
     replicas: Replicas | None = state.get(REPLICAS)
-    replica = replicas.pick(conn.scope) if replicas is not None else None
     async with state.get(GATE, NO_GATE):
-        connection = engine.connect() if replica is None else replica.read_engine.connect()
         try:
-            try:
-                await connection.start()
-            except Exception as exc:
-                if replica is None or (down := connection_failed(exc)) is None:
-                    raise
-                replicas.failed(replica, down)  # type: ignore[union-attr]
-                connection = engine.connect()  # the primary
-                await connection.start()
+            if replicas is None:
+                connection = await engine.connect().start()
+            else:
+                connection = await on_replica(
+                    replicas, conn.scope, lambda r: (engine if r is None else r.read_engine).connect().start()
+                )
+        except OSError as exc:
+            reraise_os_error(exc)
+        try:
             yield connection
         except OSError as exc:
             reraise_os_error(exc)
         finally:
-            if connection.sync_connection is not None:  # started
-                await _close(connection)
+            await _close(connection)
 
 
 DbReadConnection = Annotated[AsyncConnection, Depends(_read_connection, scope="function")]

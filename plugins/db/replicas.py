@@ -44,13 +44,6 @@ REPLAYED_LSN = text("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() - '0/0
 (NULL with ``false`` on a server that is not a standby)."""
 
 
-def connection_failed(exc: BaseException) -> DatabaseUnavailable | None:
-    """``exc`` as the db plugin classifies it: a :class:`DatabaseUnavailable` when the server
-    could not answer (down, stopping, the connection lost, no connection in time), else None
-    (an error of the query itself, which the primary would raise too)."""
-    return unavailable(exc)
-
-
 @dataclass(eq=False)
 class Replica:
     """One standby: its engine (autocommit, as the primary's read engine), its raw pool."""
@@ -97,13 +90,8 @@ class Replicas:
         usable = self._usable
         if not usable or WRITER.get() or FRESH_READS.get() or (scope is not None and self._writes(scope)):
             return None
-        now = time.monotonic()
-        for _ in range(len(usable)):
-            self._turn = (self._turn + 1) % len(usable)
-            replica = usable[self._turn]
-            if replica.down_until <= now:
-                return replica
-        return None
+        self._turn = (self._turn + 1) % len(usable)  # a replica that failed is out of usable until checked
+        return usable[self._turn]
 
     def _writes(self, scope: Any) -> bool:
         """Whether the request's route takes a write session (known before its handler runs,
@@ -217,8 +205,8 @@ async def on_replica(replicas: Replicas | None, scope: Any, run: Callable[[Repli
     try:
         return await run(replica)
     except Exception as exc:
-        down = connection_failed(exc)
-        if down is None:
+        down = unavailable(exc)  # the server could not answer; an error of the query itself is raised
+        if down is None or replicas is None:
             raise
         replicas.failed(replica, down)
     return await run(None)
