@@ -132,14 +132,19 @@ async def run(app: FastAPI, settings: Settings) -> AsyncIterator[dict[str, Any]]
         await stack.aclose()
         try:
             if raw_pool is not None:
-                try:  # a connection still held would make close() wait forever
-                    await asyncio.wait_for(raw_pool.close(), conf.pool_timeout)
-                except Exception as exc:  # timed out, or the database is gone: drop them
-                    if not isinstance(exc, TimeoutError):
-                        log.warning("plugin 'db' could not close the raw pool cleanly: %s", describe_error(exc))
-                    raw_pool.terminate()
+                await close_raw_pool(raw_pool, conf.pool_timeout)
         finally:
             await engine.dispose()
+
+
+async def close_raw_pool(pool: Any, limit: float) -> None:
+    """Close an asyncpg pool within ``limit`` seconds, else terminate its connections."""
+    try:  # a connection still held would make close() wait forever
+        await asyncio.wait_for(pool.close(), limit)
+    except Exception as exc:  # timed out, or the database is gone: drop them
+        if not isinstance(exc, TimeoutError):
+            log.warning("plugin 'db' could not close a raw pool cleanly: %s", describe_error(exc))
+        pool.terminate()
 
 
 def read_engine_of(engine: AsyncEngine, conf: DbSettings) -> AsyncEngine:
@@ -156,14 +161,14 @@ async def start_replicas(conf: DbSettings, counter: QueryCounter) -> Replicas:
     for url in conf.read_urls:
         own = conf.model_copy(update={"url": url, "raw_pool": conf.raw_pool.model_copy(update={"min_size": 0})})
         engine = create_engine(own, counter)
-        raw = await create_raw_pool(own)
+        # through a transaction pooler, ReadQuery takes SQLAlchemy's path (as on the primary): no raw pool
+        raw = None if conf.transaction_pooler else await create_raw_pool(own)
         replicas.append(
             Replica(
                 name=replica_name(url),
                 engine=engine,
                 read_engine=read_engine_of(engine, conf),
-                # through a transaction pooler, ReadQuery takes SQLAlchemy's path (as on the primary)
-                raw=None if raw is None or conf.transaction_pooler else BoundedPool(raw, conf.pool_timeout),
+                raw=None if raw is None else BoundedPool(raw, conf.pool_timeout),
                 raw_pool=raw,
             )
         )
@@ -174,10 +179,7 @@ async def stop_replicas(replicas: Replicas, limit: float) -> None:
     """Close every replica's raw pool (terminated when it will not close in ``limit`` seconds) and engine."""
     for replica in replicas.replicas:
         if replica.raw_pool is not None:
-            try:
-                await asyncio.wait_for(replica.raw_pool.close(), limit)
-            except Exception:
-                replica.raw_pool.terminate()
+            await close_raw_pool(replica.raw_pool, limit)
         await replica.engine.dispose()
 
 
