@@ -3,11 +3,9 @@ cache works on it, and a failover (the master killed) costs cached routes no 5xx
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,90 +13,25 @@ import httpx
 import pytest
 import redis as redis_sync
 from fastapi import FastAPI
+from fleet.services import MASTER, RedisGroup, wait
 
-from fastplug.core.testing import LiveServer, require_tool
+from fastplug.core.testing import LiveServer
 from tests.conftest import free_port
 
-MASTER = "fpmaster"
 pytestmark = pytest.mark.slow
 
 
-def _wait(check: Callable[[], bool], what: str, limit: float = 30) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (redis_sync.RedisError, OSError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@dataclass
-class Replicated:
-    """A private master, its replica and three sentinels watching them (nothing on disk)."""
-
-    where: Path
-    binary: str
-    ports: dict[str, int] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    def server(self, name: str, *extra: str) -> None:
-        port = self.ports[name] = free_port()
-        argv = [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *extra]
-        self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
-        _wait(lambda: redis_sync.Redis(port=port, socket_timeout=0.5).ping(), f"redis {name}")
-
-    def sentinel(self, name: str) -> None:
-        port = self.ports[name] = free_port()
-        conf = self.where / f"{name}.conf"
-        conf.write_text(
-            f"port {port}\nbind 127.0.0.1\ndir {self.where}\n"
-            f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['master']} 2\n"
-            f"sentinel down-after-milliseconds {MASTER} 1000\nsentinel failover-timeout {MASTER} 10000\n"
-        )
-        self.procs[name] = subprocess.Popen(
-            [self.binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, start_new_session=True
-        )
-
-    def sentinel_client(self, name: str) -> redis_sync.Redis:
-        return redis_sync.Redis(port=self.ports[name], socket_timeout=0.5)
-
-    def master_port(self) -> int:
-        return int(self.sentinel_client("s1").sentinel_get_master_addr_by_name(MASTER)[1])
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        proc.kill()
-        proc.wait()
-
-    def stop(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
-
-
 @pytest.fixture
-def replicated(tmp_path: Path) -> Iterator[Replicated]:
-    group = Replicated(tmp_path, require_tool("redis-server"))
+def replicated(tmp_path: Path) -> Iterator[RedisGroup]:
+    """A private master, its replica and three sentinels on loopback."""
+    group = RedisGroup(tmp_path, "127.0.0.1", {name: free_port() for name in RedisGroup.NAMES})
     try:
-        group.server("master")
-        group.server("replica", "--replicaof", "127.0.0.1", str(group.ports["master"]))
-        for name in ("s1", "s2", "s3"):
-            group.sentinel(name)
-
-        def ready() -> bool:
-            sentinels = group.sentinel_client("s1").sentinel_sentinels(MASTER)
-            replicas = group.sentinel_client("s1").sentinel_slaves(MASTER)
-            return len(sentinels) == 2 and any(r.get("master-link-status") == "ok" for r in replicas)
-
-        _wait(ready, "the sentinels to know each other and the replica")
         yield group
     finally:
         group.stop()
 
 
-def _settings(group: Replicated) -> dict[str, Any]:
+def _settings(group: RedisGroup) -> dict[str, Any]:
     nodes = [f"127.0.0.1:{group.ports[name]}" for name in ("s1", "s2", "s3")]
     return {
         "url": f"redis://{MASTER}/0",
@@ -107,7 +40,7 @@ def _settings(group: Replicated) -> dict[str, Any]:
     }
 
 
-def _shop(make: Callable[..., FastAPI], group: Replicated, **cache: Any) -> FastAPI:
+def _shop(make: Callable[..., FastAPI], group: RedisGroup, **cache: Any) -> FastAPI:
     """The cache tests' shop, its cache on Redis through ``group``'s sentinels."""
     import cache_shop
 
@@ -129,7 +62,7 @@ def test_the_sentinels_must_be_named_by_the_master_in_the_url(fastplug_load: Cal
 
 
 def test_the_client_and_the_cache_work_through_the_sentinels(
-    replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI]
+    replicated: RedisGroup, fastplug_app_factory: Callable[..., FastAPI]
 ) -> None:
     app = _shop(fastplug_app_factory, replicated)
     master = redis_sync.Redis(port=replicated.ports["master"])
@@ -143,7 +76,7 @@ def test_the_client_and_the_cache_work_through_the_sentinels(
 
 
 def test_a_failover_under_load_costs_a_cached_route_no_5xx(
-    replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI]
+    replicated: RedisGroup, fastplug_app_factory: Callable[..., FastAPI]
 ) -> None:
     app = _shop(fastplug_app_factory, replicated, op_timeout=0.2)
     statuses: list[int] = []
@@ -162,17 +95,17 @@ def test_a_failover_under_load_costs_a_cached_route_no_5xx(
         worker.start()
         time.sleep(0.5)
         replicated.kill("master")
-        _wait(lambda: replicated.master_port() == replica_port, "the sentinels to promote the replica")
+        wait(lambda: replicated.master_port() == replica_port, "the sentinels to promote the replica")
         new_master = redis_sync.Redis(port=replica_port)
         before = len(statuses)
         # the cache writes again, on the new master
-        _wait(lambda: len(statuses) > before + 50 and any(new_master.scan_iter("fp-sentinel:*")), "writes")
+        wait(lambda: len(statuses) > before + 50 and any(new_master.scan_iter("fp-sentinel:*")), "writes")
         stop.set()
         worker.join(30)
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
 
 
-def test_the_cache_eviction_check_asks_the_master_the_sentinels_name(replicated: Replicated) -> None:
+def test_the_cache_eviction_check_asks_the_master_the_sentinels_name(replicated: RedisGroup) -> None:
     from fastplug.plugins.cache import _check_eviction
     from fastplug.plugins.redis.settings import RedisSettings
 
@@ -185,7 +118,7 @@ def test_the_cache_eviction_check_asks_the_master_the_sentinels_name(replicated:
 
 
 def test_rate_limits_on_redis_work_through_the_sentinels(
-    replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI]
+    replicated: RedisGroup, fastplug_app_factory: Callable[..., FastAPI]
 ) -> None:
     import cache_shop
 
@@ -205,7 +138,7 @@ def test_rate_limits_on_redis_work_through_the_sentinels(
 
 
 def test_a_celery_broker_through_the_sentinels(
-    replicated: Replicated, fastplug_app_factory: Callable[..., FastAPI], tmp_path: Path
+    replicated: RedisGroup, fastplug_app_factory: Callable[..., FastAPI], tmp_path: Path
 ) -> None:
     """``[tasks] broker_url = "sentinel://...;sentinel://..."`` with the master's name in
     ``[tasks.celery] broker_transport_options``: kombu's own Sentinel transport."""
@@ -222,6 +155,6 @@ def test_a_celery_broker_through_the_sentinels(
     effects = tmp_path / "effects.txt"
     with LiveServer(app) as live:
         assert httpx.post(live.url + "/probe/delay", json={"path": str(effects), "key": "s1"}).status_code == 201
-        _wait(lambda: bool(tasks_probe.lines(effects)), "the task, through the sentinels' master")
+        wait(lambda: bool(tasks_probe.lines(effects)), "the task, through the sentinels' master")
     master = redis_sync.Redis(port=replicated.ports["master"])
     assert master.exists("_kombu.binding.fp-sentinel-tasks")  # the queue is on the master

@@ -150,7 +150,7 @@ def fleet() -> Iterator[Fleet]:
         pg.sql("CREATE DATABASE app", database="postgres")
         replica = Postgres(services, 5433, primary=pg)
         stack.callback(replica.remove)
-        redis = RedisGroup(services, root)
+        redis = RedisGroup(root, services.address, argv=services.argv)
         stack.callback(redis.stop)
         rabbit = booting.result()
         bouncer = PrivatePgBouncer(

@@ -82,36 +82,51 @@ class Postgres:
 
 
 class RedisGroup:
-    """A master (6379), its replica (6380) and three sentinels (26379-26381) on ``host``."""
+    """A master, its replica and three sentinels watching them (nothing kept on disk), bound
+    to ``address``. ``ports`` by name (``master``, ``replica``, ``s1``-``s3``; default: Redis's
+    own, for a host of its own); ``argv`` runs a command where they live (``host.argv`` for a
+    fleet host, as it is for loopback)."""
 
-    def __init__(self, host: Host, where: Path) -> None:
-        self.host, self.where = host, where
+    NAMES = ("master", "replica", "s1", "s2", "s3")
+
+    def __init__(
+        self,
+        where: Path,
+        address: str,
+        ports: dict[str, int] | None = None,
+        argv: Callable[..., list[str]] = lambda *command: list(command),
+    ) -> None:
+        self.where, self.address, self.argv = where, address, argv
         self.binary = require_tool("redis-server")
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.ports = {"master": 6379, "replica": 6380, "s1": 26379, "s2": 26380, "s3": 26381}
-        common = ["--bind", host.address, "--protected-mode", "no", "--save", "", "--appendonly", "no"]
-        self.server("master", *common)
-        self.server("replica", *common, "--replicaof", host.address, "6379")
+        self.ports = ports or dict(zip(self.NAMES, (6379, 6380, 26379, 26380, 26381), strict=True))
+        self.server("master")
+        self.server("replica", self.ports["master"])
         for name in ("s1", "s2", "s3"):
             self.sentinel(name)
         wait(self._ready, "the sentinels to know each other and the replica")
 
     def client(self, name: str) -> redis_sync.Redis:
-        return redis_sync.Redis(host=self.host.address, port=self.ports[name], socket_timeout=0.5)
+        return redis_sync.Redis(host=self.address, port=self.ports[name], socket_timeout=0.5)
 
-    def server(self, name: str, *args: str) -> None:
-        argv = self.host.argv(self.binary, "--port", str(self.ports[name]), *args)
+    def server(self, name: str, replica_of: int | None = None) -> None:
+        """Start ``name`` (a replica of the server on port ``replica_of``, when given)."""
+        args = ["--port", str(self.ports[name]), "--bind", self.address, "--protected-mode", "no"]
+        args += ["--save", "", "--appendonly", "no"]
+        if replica_of is not None:
+            args += ["--replicaof", self.address, str(replica_of)]
+        argv = self.argv(self.binary, *args)
         self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
         wait(lambda: bool(self.client(name).ping()), f"redis {name}")
 
     def sentinel(self, name: str) -> None:
         conf = self.where / f"{name}.conf"
         conf.write_text(
-            f"port {self.ports[name]}\nbind {self.host.address}\nprotected-mode no\ndir {self.where}\n"
-            f"sentinel monitor {MASTER} {self.host.address} 6379 2\n"
+            f"port {self.ports[name]}\nbind {self.address}\nprotected-mode no\ndir {self.where}\n"
+            f"sentinel monitor {MASTER} {self.address} {self.ports['master']} 2\n"
             f"sentinel down-after-milliseconds {MASTER} 1000\nsentinel failover-timeout {MASTER} 10000\n"
         )
-        argv = self.host.argv(self.binary, str(conf), "--sentinel")
+        argv = self.argv(self.binary, str(conf), "--sentinel")
         self.procs[name] = subprocess.Popen(argv, stdout=subprocess.DEVNULL, start_new_session=True)
 
     def _ready(self) -> bool:
@@ -121,20 +136,22 @@ class RedisGroup:
             r.get("master-link-status") == "ok" for r in replicas
         )
 
+    def master_port(self) -> int:
+        """The port of the server the sentinels name as master now."""
+        return int(self.client("s1").sentinel_get_master_addr_by_name(MASTER)[1])
+
     def master_name(self) -> str:
         """``"master"`` or ``"replica"``: the server the sentinels name as master now."""
-        port = int(self.client("s1").sentinel_get_master_addr_by_name(MASTER)[1])
+        port = self.master_port()
         return next(name for name, known in self.ports.items() if known == port)
 
     def rejoin(self, name: str) -> None:
         """Start ``name`` again (it was killed), as a replica of the current master."""
-        master = self.ports[self.master_name()]
-        common = ["--bind", self.host.address, "--protected-mode", "no", "--save", "", "--appendonly", "no"]
-        self.server(name, *common, "--replicaof", self.host.address, str(master))
+        self.server(name, self.master_port())
         wait(self._ready, "the sentinels to see the rejoined replica")
 
     def nodes(self) -> list[str]:
-        return [f"{self.host.address}:{self.ports[name]}" for name in ("s1", "s2", "s3")]
+        return [f"{self.address}:{self.ports[name]}" for name in ("s1", "s2", "s3")]
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name)
